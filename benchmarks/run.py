@@ -1,0 +1,1003 @@
+"""``make bench``: tensorserve against the in-process floor, a plain FastAPI wrapper, KServe and
+Seldon MLServer, with real load generators (wrk for REST, h2load for gRPC).
+
+usage: .venv/bin/python benchmarks/run.py [--quick] [--only floor,fastapi,kserve,mlserver,
+       tensorserve] [--scenarios mlp,large,swap,soak] [--write BENCHMARKS.md]
+       [--render bench-results/results.json]
+
+Scenarios
+  floor  in-process signature calls (batch 1 and 64), and orjson+numpy alone on the large payload
+  mlp    the seed MLP at 1, 16 and 64 connections, interleaved rounds, every server up at once
+  large  8x224x224x3 float32 in, same-size tensor out: REST JSON and gRPC tensor_content
+  swap   tensorserve: a new version appears under load; p99 during the swap vs steady, failures
+  soak   100,000 requests; RSS after 10k vs after 100k
+Everything it writes goes to bench-results/ (git-ignored): models, logs, peer venvs, results.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import bench_models as bm  # noqa: E402
+import loadgen  # noqa: E402
+import numpy as np  # noqa: E402
+from report import Check, Results, Row, median, render_console, render_markdown  # noqa: E402
+from servers import CpuMeter, Endpoint, Server, free_port, model_status  # noqa: E402
+
+BENCH = Path(os.environ.get("BENCH_DIR", ROOT / "bench-results"))
+MAIN_PY = ROOT / ".venv" / "bin" / "python"
+VENVS = BENCH / "venvs"
+LOGS = BENCH / "logs"
+MODELS = BENCH / "models"
+BODIES = BENCH / "bodies"
+SUBJECTS = ("floor", "fastapi", "kserve", "mlserver", "tensorserve")
+SCENARIOS = ("mlp", "large", "swap", "soak")
+WRAPPER = "FastAPI wrapper"
+CPU = CpuMeter()
+FOREIGN: list[float] = []  # foreign CPU % of every measurement, for the summary
+TENSORSERVE_CMD = [str(MAIN_PY), "-m", "tensorserve"]  # --tensorserve-cmd replaces it
+QUIET_WAIT_S = 15.0  # before each group of measurements, wait this long at most for a quiet VM
+BATCHING_CONFIG = """max_batch_size { value: 64 }
+batch_timeout_micros { value: 1000 }
+max_enqueued_batches { value: 1000 }
+num_batch_threads { value: 2 }
+"""
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+@dataclass
+class Config:
+    quick: bool
+    subjects: set[str]
+    scenarios: set[str]
+    rounds: int
+    seconds: float
+    large_seconds: float
+    soak_total: int
+    soak_first: int
+    swap_seconds: float
+
+
+@dataclass
+class Target:
+    """One protocol of one running server, for one model."""
+
+    label: str  # row label, e.g. "tensorserve (batching)"
+    subject: str  # fastapi / kserve / mlserver / tensorserve
+    protocol: str  # REST / gRPC
+    server: Server
+    ep: Endpoint
+    results: dict[int, list[loadgen.LoadResult]] = field(default_factory=dict)
+    error: str | None = None
+
+    def measure(self, conns: int, seconds: float) -> loadgen.LoadResult:
+        before = CPU.snapshot()
+        res = self._measure(conns, seconds)
+        res.foreign_pct = CPU.foreign_pct(before, CPU.snapshot())
+        FOREIGN.append(res.foreign_pct)
+        return res
+
+    def _measure(self, conns: int, seconds: float) -> loadgen.LoadResult:
+        if self.protocol == "gRPC":
+            assert self.ep.grpc_body is not None
+            return loadgen.h2load(
+                self.server.grpc_url(),
+                self.ep.grpc_body,
+                conns,
+                seconds=seconds,
+                grpc=True,
+                expect_data_bytes=self.ep.grpc_response_bytes,
+            )
+        assert self.ep.rest_path and self.ep.rest_body
+        return loadgen.wrk(
+            self.server.rest_url(self.ep.rest_path), self.ep.rest_body, conns, seconds
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup: tools, peer venvs, models, request bodies.
+
+
+def setup(cfg: Config) -> dict[str, str]:
+    """Run setup_peers.sh for what this run needs; return {peer: "did not install: ..."}."""
+    wanted = ["tools"]
+    if "fastapi" in cfg.subjects:
+        wanted.append("fastapi")
+    wanted += [p for p in ("kserve", "mlserver") if p in cfg.subjects]
+    say(f"setup: {' '.join(wanted)} (benchmarks/setup_peers.sh)")
+    subprocess.run(
+        ["bash", str(HERE / "setup_peers.sh"), *wanted],
+        env={**os.environ, "BENCH_DIR": str(BENCH)},
+        check=False,
+    )
+    missing = [t for t in ("wrk", "h2load") if shutil.which(t) is None]
+    if missing:
+        raise SystemExit(f"missing load generators: {missing} (apt-get install wrk nghttp2-client)")
+    failed: dict[str, str] = {}
+    for peer in ("kserve", "mlserver"):
+        marker = VENVS / f"{peer}.failed"
+        if peer in cfg.subjects and marker.exists():
+            failed[peer] = "did not install: " + marker.read_text().strip()
+        elif peer in cfg.subjects and not (VENVS / peer / "bin" / "python").exists():
+            failed[peer] = "did not install: no virtualenv"
+    return failed
+
+
+@dataclass
+class Model:
+    name: str
+    base: Path
+    version_path: Path
+    x: np.ndarray
+    ref: np.ndarray
+    sig: bm.Signature
+    rest_body: Path
+    v2_body: Path
+    grpc_body: Path
+    grpc_request: object
+
+
+def prepare_model(name: str, x: np.ndarray) -> Model:
+    base = MODELS / name
+    base.mkdir(parents=True, exist_ok=True)
+    path = bm.build_mlp(base, 1) if name == bm.MLP_NAME else bm.build_big(base, 1)
+    ref = bm.run_signature(path, x)
+    sig = bm.signature_keys(path)
+    BODIES.mkdir(parents=True, exist_ok=True)
+    rest_body = BODIES / f"{name}.v1.json"
+    rest_body.write_bytes(bm.tfs_rest_body(x))
+    v2_body = BODIES / f"{name}.v2.json"
+    v2_body.write_bytes(bm.v2_rest_body(x, sig.input_key))
+    req = bm.predict_request(name, sig.input_key, x)
+    grpc_body = BODIES / f"{name}.grpc"
+    grpc_body.write_bytes(bm.grpc_frame(req.SerializeToString()))  # type: ignore[attr-defined]
+    return Model(name, base, path, x, ref, sig, rest_body, v2_body, grpc_body, req)
+
+
+def tfs_endpoint(m: Model) -> Endpoint:
+    return Endpoint(
+        rest_path=f"/v1/models/{m.name}:predict",
+        rest_body=m.rest_body,
+        rest_protocol="v1",
+        grpc_body=m.grpc_body,
+        grpc_request=m.grpc_request,
+        grpc_output_key=m.sig.output_key,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Server factories.
+
+
+def make_fastapi(m: Model, tag: str) -> tuple[Server, Endpoint]:
+    port = free_port()
+    cmd = [str(MAIN_PY), str(HERE / "fastapi_wrapper.py"), "--port", str(port)]
+    cmd += ["--model_name", m.name, "--model_path", str(m.version_path)]
+    s = Server("fastapi", WRAPPER, cmd, LOGS / f"fastapi-{tag}.log", rest_port=port)
+    return s, tfs_endpoint(m)
+
+
+def make_kserve(m: Model, tag: str) -> tuple[Server, Endpoint]:
+    port = free_port()
+    cmd = [str(VENVS / "kserve" / "bin" / "python"), str(HERE / "kserve_server.py")]
+    cmd += ["--http_port", str(port), "--grpc_port", str(free_port()), "--enable_grpc", "false"]
+    cmd += ["--configure_logging", "false", "--enable_latency_logging", "false"]
+    cmd += ["--model_name", m.name, "--model_path", str(m.version_path)]
+    s = Server("kserve", "KServe 0.21 ModelServer", cmd, LOGS / f"kserve-{tag}.log", port)
+    return s, tfs_endpoint(m)
+
+
+def make_mlserver(m: Model, tag: str) -> tuple[Server, Endpoint]:
+    import json
+
+    port = free_port()
+    folder = BENCH / f"mlserver-{tag}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    settings = {
+        "http_port": port,
+        "grpc_port": free_port(),
+        "metrics_port": free_port(),
+        "metrics_endpoint": None,
+        "parallel_workers": 0,
+        "debug": False,
+        "host": "127.0.0.1",
+    }
+    (folder / "settings.json").write_text(json.dumps(settings))
+    model_settings = {
+        "name": m.name,
+        "implementation": "mlserver_runtime.TFRuntime",
+        "parameters": {"uri": str(m.version_path)},
+    }
+    (folder / "model-settings.json").write_text(json.dumps(model_settings))
+    cmd = [str(VENVS / "mlserver" / "bin" / "mlserver"), "start", str(folder)]
+    s = Server(
+        "mlserver",
+        "MLServer 1.7.1 (custom TF runtime)",
+        cmd,
+        LOGS / f"mlserver-{tag}.log",
+        rest_port=port,
+        env={"PYTHONPATH": str(HERE)},
+        cwd=folder,
+    )
+    ep = Endpoint(rest_path=f"/v2/models/{m.name}/infer", rest_body=m.v2_body, rest_protocol="v2")
+    return s, ep
+
+
+def make_tensorserve(
+    m: Model, tag: str, batching: bool = False, base: Path | None = None
+) -> tuple[Server, Endpoint]:
+    rest, grpc_port = free_port(), free_port()
+    cmd = [*TENSORSERVE_CMD, f"--port={grpc_port}", f"--rest_api_port={rest}"]
+    cmd += [f"--model_name={m.name}", f"--model_base_path={base or m.base}"]
+    label = "tensorserve"
+    if batching:
+        cfg = BENCH / "batching.config"
+        cfg.write_text(BATCHING_CONFIG)
+        cmd += ["--enable_batching", f"--batching_parameters_file={cfg}"]
+        label = "tensorserve (batching)"
+    s = Server("tensorserve", label, cmd, LOGS / f"tensorserve-{tag}.log", rest, grpc_port)
+    s.cwd = ROOT
+    return s, tfs_endpoint(m)
+
+
+Factory = Callable[[Model, str], tuple[Server, Endpoint]]
+
+
+def bring_up(
+    specs: list[tuple[Server, Endpoint, str]], m: Model, grpc_too: Callable[[Server], bool]
+) -> list[tuple[Server, Endpoint, str]]:
+    """Start all servers at once, then wait for a correct predict from each."""
+    for s, _, _ in specs:
+        say(f"starting {s.label}: {' '.join(s.cmd[:4])} ...")
+        s.start()
+    up = []
+    for s, ep, subject in specs:
+        ok = s.wait_ready(ep, m.ref)
+        if ok and grpc_too(s):
+            ok = s.check_grpc(ep, m.ref, m.name)
+        if ok:
+            say(f"{s.label} answers correctly (RSS {s.rss() / 2**20:.0f} MiB)")
+            up.append((s, ep, subject))
+        else:
+            say(f"{s.label} FAILED: {s.error}")
+            s.stop()
+    return up
+
+
+def stop_all(servers: list[Server]) -> None:
+    for s in servers:
+        s.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# Scenarios.
+
+
+@dataclass
+class Floors:
+    b1: bm.FloorResult | None = None
+    b64: bm.FloorResult | None = None
+    big: bm.FloorResult | None = None
+    codec: bm.CodecBound | None = None
+
+
+def run_floor(cfg: Config, mlp: Model, big: Model | None, rows: list[Row], fl: Floors) -> None:
+    secs = 2.0 if cfg.quick else 4.0
+    say("floor: in-process signature calls")
+    fl.b1 = bm.measure_floor(mlp.version_path, mlp.x, "b1", secs)
+    fl.b64 = bm.measure_floor(mlp.version_path, bm.mlp_input(64), "b64", secs)
+    rows.append(
+        Row(
+            "MLP floor",
+            "in-process signature call",
+            "batch 1",
+            1,
+            fl.b1.calls_per_s,
+            fl.b1.p50_ms,
+            fl.b1.p99_ms,
+            note="calls/s, one thread, numpy in/out",
+        )
+    )
+    rows.append(
+        Row(
+            "MLP floor",
+            "in-process signature call",
+            "batch 64",
+            1,
+            fl.b64.rows_per_s,
+            fl.b64.p50_ms,
+            fl.b64.p99_ms,
+            note=f"rows/s; {fl.b64.p50_ms / 64 * 1e3:.1f} µs/row",
+        )
+    )
+    if big is not None:
+        fl.big = bm.measure_floor(big.version_path, big.x, "big", secs)
+        rows.append(
+            Row(
+                "large floor",
+                "in-process signature call",
+                "8x224x224x3",
+                1,
+                fl.big.calls_per_s,
+                fl.big.p50_ms,
+                fl.big.p99_ms,
+                note="model alone",
+            )
+        )
+        fl.codec = bm.measure_codec_bound(big.x, big.ref, 3 if cfg.quick else 5)
+        c = fl.codec
+        rows.append(
+            Row(
+                "large floor",
+                "orjson + numpy alone",
+                "JSON codec",
+                1,
+                1e3 / (c.decode_ms + c.encode_ms),
+                c.decode_ms + c.encode_ms,
+                note=f"decode {c.decode_ms:.0f} ms + encode {c.encode_ms:.0f} ms of "
+                f"{c.total_mb:.1f} MB = {c.mb_per_s:.1f} MB/s (the bound)",
+            )
+        )
+
+
+def peer_factories(cfg: Config, failed: dict[str, str]) -> list[tuple[str, Factory]]:
+    out: list[tuple[str, Factory]] = []
+    if "fastapi" in cfg.subjects:
+        out.append(("fastapi", make_fastapi))
+    if "kserve" in cfg.subjects and "kserve" not in failed:
+        out.append(("kserve", make_kserve))
+    if "mlserver" in cfg.subjects and "mlserver" not in failed:
+        out.append(("mlserver", make_mlserver))
+    return out
+
+
+def failed_rows(scenario: str, failed: dict[str, str], rows: list[Row]) -> None:
+    labels = {"kserve": "KServe 0.21 ModelServer", "mlserver": "MLServer 1.7.1"}
+    for peer, why in failed.items():
+        rows.append(Row(scenario, labels.get(peer, peer), "REST", note=why))
+
+
+def run_mlp(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> list[Target]:
+    specs: list[tuple[Server, Endpoint, str]] = []
+    for subject, factory in peer_factories(cfg, failed):
+        s, ep = factory(m, "mlp")
+        specs.append((s, ep, subject))
+    if "tensorserve" in cfg.subjects:
+        for batching in (False, True):
+            s, ep = make_tensorserve(m, "mlp-batching" if batching else "mlp", batching)
+            specs.append((s, ep, "tensorserve"))
+    say("mlp: bringing servers up")
+    up = bring_up(specs, m, lambda s: s.key == "tensorserve")
+    targets: list[Target] = []
+    for s, ep, subject in up:
+        targets.append(Target(s.label, subject, "REST", s, ep))
+        if subject == "tensorserve":
+            targets.append(Target(s.label, subject, "gRPC", s, ep))
+    conns_list = (1, 16, 64)
+    rss: dict[str, float] = {}
+    try:
+        say("mlp: warm-up")
+        for t in targets:
+            try:
+                t.measure(16, 2)
+            except RuntimeError as e:
+                t.error = str(e)
+        for r in range(cfg.rounds):
+            for conns in conns_list:
+                CPU.wait_quiet(QUIET_WAIT_S)
+                live = [t for t in targets if t.error is None]
+                order = live[r % max(1, len(live)) :] + live[: r % max(1, len(live))]
+                for t in order:
+                    if not t.server.alive:
+                        t.error = f"server died: {t.server.log_tail()}"
+                        continue
+                    try:
+                        res = t.measure(conns, cfg.seconds)
+                    except RuntimeError as e:
+                        t.error = str(e)
+                        continue
+                    t.results.setdefault(conns, []).append(res)
+                    say(
+                        f"round {r + 1} c{conns:<2} {t.label:<32} {t.protocol:<4} "
+                        f"{res.rps:8.0f} req/s  p50 {res.p50_ms:7.3f} ms  p99 "
+                        f"{res.p99_ms:7.2f} ms  failed {res.failed}  other load "
+                        f"{res.foreign_pct:.0f}%"
+                    )
+            for s, _, _ in up:
+                rss[s.label] = max(rss.get(s.label, 0.0), s.rss() / 2**20)
+    finally:
+        stop_all([s for s, _, _ in specs])
+    wrapper = next((t for t in targets if t.subject == "fastapi"), None)
+    for conns in conns_list:
+        for t in targets:
+            runs = t.results.get(conns, [])
+            row = Row(f"MLP c{conns}", t.label, t.protocol, conns)
+            if not runs:
+                row.note = f"no result: {t.error}"
+                rows.append(row)
+                continue
+            row.rounds = [x.rps for x in runs]
+            row.rps = median(row.rounds)
+            row.p50_ms = median([x.p50_ms for x in runs])
+            row.p99_ms = median([x.p99_ms for x in runs])
+            row.failed = sum(x.failed for x in runs)
+            row.rss_mib = rss.get(t.label)
+            notes = sorted({n for x in runs for n in x.notes})
+            foreign = median([x.foreign_pct for x in runs])
+            if foreign >= 10:
+                notes.append(f"other processes used {foreign:.0f}% of the CPU")
+            if t.error:
+                notes.append(f"stopped early: {t.error[:200]}")
+            row.note = "; ".join(notes)
+            wruns = wrapper.results.get(conns, []) if wrapper else []
+            if wruns:
+                pairs = [a.rps / b.rps for a, b in zip(runs, wruns, strict=False) if b.rps]
+                row.ratio = median(pairs) if pairs else None
+            rows.append(row)
+    for s, _, _ in specs:
+        if s not in [u[0] for u in up]:
+            rows.append(Row("MLP", s.label, "REST", note=f"did not start: {(s.error or '')[:300]}"))
+    failed_rows("MLP", failed, rows)
+    if "tensorserve" in cfg.subjects and not any(t.subject == "tensorserve" for t in targets):
+        rows.append(Row("MLP", "tensorserve", "REST+gRPC", note="pending"))
+    return targets
+
+
+def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl: Floors) -> None:
+    specs: list[tuple[Server, Endpoint, str]] = []
+    for subject, factory in peer_factories(cfg, failed):
+        s, ep = factory(m, "large")
+        specs.append((s, ep, subject))
+    if "tensorserve" in cfg.subjects:
+        s, ep = make_tensorserve(m, "large")
+        specs.append((s, ep, "tensorserve"))
+    say("large: bringing servers up")
+    up = bring_up(specs, m, lambda s: s.key == "tensorserve")
+    req_mb = {"v1": m.rest_body.stat().st_size / 1e6, "v2": m.v2_body.stat().st_size / 1e6}
+    model_ms = fl.big.p50_ms if fl.big else 0.0
+    wrapper_rps: float | None = None
+    try:
+        for s, ep, subject in up:
+            protos = ["REST", "gRPC"] if subject == "tensorserve" else ["REST"]
+            for proto in protos:
+                t = Target(s.label, subject, proto, s, ep)
+                try:
+                    t.measure(1, 1)
+                    res = t.measure(1, cfg.large_seconds)
+                except RuntimeError as e:
+                    rows.append(Row("large c1", s.label, proto, 1, note=f"failed: {e}"[:300]))
+                    continue
+                if proto == "REST":
+                    resp_mb = _rest_response_mb(s, ep)
+                    total = req_mb[ep.rest_protocol] + resp_mb
+                else:
+                    total = 2 * m.x.nbytes / 1e6
+                    resp_mb = ep.grpc_response_bytes / 1e6
+                mbps = total / (res.p50_ms / 1e3) if res.p50_ms else 0.0
+                codec_mbps = total / max(1e-6, (res.p50_ms - model_ms) / 1e3)
+                note = (
+                    f"{res.requests} requests; {total:.1f} MB/request (in+out); "
+                    f"{mbps:.1f} MB/s end to end; "
+                    f"{codec_mbps:.1f} MB/s excluding the model's {model_ms:.1f} ms"
+                )
+                if proto == "REST" and fl.codec:
+                    note += f" (bound {fl.codec.mb_per_s:.1f} MB/s)"
+                note += f"; other load {res.foreign_pct:.0f}%"
+                row = Row(
+                    "large c1",
+                    s.label,
+                    proto,
+                    1,
+                    res.rps,
+                    res.p50_ms,
+                    res.p99_ms,
+                    s.rss() / 2**20,
+                    failed=res.failed,
+                    note=note,
+                )
+                if subject == "fastapi":
+                    wrapper_rps = res.rps
+                if wrapper_rps:
+                    row.ratio = res.rps / wrapper_rps
+                rows.append(row)
+                say(f"large {s.label} {proto}: {res.rps:.2f} req/s p50 {res.p50_ms:.0f} ms")
+    finally:
+        stop_all([s for s, _, _ in specs])
+    for s, _, _ in specs:
+        if s not in [u[0] for u in up]:
+            rows.append(Row("large c1", s.label, "REST", note=f"did not start: {s.error}"[:300]))
+    failed_rows("large c1", failed, rows)
+
+
+def _rest_response_mb(s: Server, ep: Endpoint) -> float:
+    from servers import http_post
+
+    assert s.rest_port and ep.rest_path and ep.rest_body
+    _, body = http_post(s.rest_port, ep.rest_path, ep.rest_body.read_bytes())
+    return len(body) / 1e6
+
+
+def run_swap(cfg: Config, m: Model, rows: list[Row], details: list[str]) -> None:
+    """tensorserve: versions 1 -> 2 under REST load, then 2 -> 3 under gRPC load."""
+    base = BENCH / "swap-base"
+    if base.exists():
+        shutil.rmtree(base)
+    base.mkdir(parents=True)
+    versions = {v: bm.build_mlp(m.base, v) for v in (1, 2, 3)}
+    refs = {v: bm.run_signature(p, m.x) for v, p in versions.items()}
+    shutil.copytree(versions[1], base / "1")
+    s, ep = make_tensorserve(m, "swap", base=base)
+    s.start()
+    try:
+        if not (s.wait_ready(ep, refs[1]) and s.check_grpc(ep, refs[1], m.name)):
+            rows.append(Row("version swap", "tensorserve", "REST+gRPC", note=f"pending: {s.error}"))
+            return
+        for proto, old, new in (("REST", 1, 2), ("gRPC", 2, 3)):
+            t = Target("tensorserve", "tensorserve", proto, s, ep)
+            t.measure(16, 1)
+            row = _swap_once(cfg, t, m, base, versions[new], old, new)
+            if proto == "gRPC":
+                ep.grpc_request = m.grpc_request
+            ok = (
+                s.wait_ready(ep, refs[new], timeout_s=10)
+                if proto == "REST"
+                else s.check_grpc(ep, refs[new], m.name)
+            )
+            if not ok:
+                row.note += f"; after the swap the answer is not version {new}'s: {s.error}"
+            rows.append(row)
+    finally:
+        s.stop()
+
+
+def _swap_once(cfg: Config, t: Target, m: Model, base: Path, src: Path, old: int, new: int) -> Row:
+    secs = cfg.swap_seconds
+    result: dict[str, loadgen.LoadResult] = {}
+
+    def load() -> None:
+        if t.protocol == "gRPC":
+            assert t.ep.grpc_body is not None
+            result["r"] = loadgen.h2load(
+                t.server.grpc_url(),
+                t.ep.grpc_body,
+                16,
+                seconds=secs,
+                grpc=True,
+                expect_data_bytes=t.ep.grpc_response_bytes,
+                keep_samples=True,
+            )
+        else:
+            assert t.ep.rest_path and t.ep.rest_body
+            result["r"] = loadgen.h2load(
+                t.server.rest_url(t.ep.rest_path),
+                t.ep.rest_body,
+                16,
+                seconds=secs,
+                grpc=False,
+                keep_samples=True,
+            )
+
+    before = CPU.snapshot()
+    th = threading.Thread(target=load)
+    th.start()
+    time.sleep(secs * 0.35)
+    t_copy = time.time()
+    tmp = base / f".incoming-{new}"
+    shutil.copytree(src, tmp)
+    tmp.rename(base / str(new))
+    assert t.server.rest_port is not None
+    t_done: float | None = None
+    while time.time() < t_copy + secs * 0.6:
+        st = model_status(t.server.rest_port, m.name)
+        if st.get(str(new)) == "AVAILABLE" and st.get(str(old)) in (None, "END"):
+            t_done = time.time()
+            break
+        time.sleep(0.1)
+    th.join()
+    foreign = CPU.foreign_pct(before, CPU.snapshot())
+    FOREIGN.append(foreign)
+    res = result.get("r")
+    row = Row(f"version swap {old}→{new}", "tensorserve", t.protocol, 16)
+    if res is None:
+        row.note = "load generator failed"
+        return row
+    window_end = (t_done or t_copy + secs * 0.6) + 0.5
+    steady = [ms for ts, _, ms in res.samples if ts < t_copy - 0.2]
+    during = [ms for ts, _, ms in res.samples if t_copy <= ts <= window_end]
+    bad_status = sum(1 for _, st, _ in res.samples if st != 200)
+    steady.sort()
+    during.sort()
+    p99_steady = loadgen._percentile(steady, 99)
+    p99_swap = loadgen._percentile(during, 99)
+    row.rps = res.rps
+    row.p50_ms = loadgen._percentile(during, 50)
+    row.p99_ms = p99_swap
+    row.failed = max(res.failed, bad_status)
+    row.rss_mib = t.server.rss() / 2**20
+    swap_s = f"{t_done - t_copy:.1f} s" if t_done else "did not complete in the window"
+    row.ratio = None
+    row.note = (
+        f"p99 steady {p99_steady:.2f} ms vs during swap {p99_swap:.2f} ms "
+        f"(x{p99_swap / p99_steady:.2f}); swap took {swap_s}; {len(during)} requests in the "
+        f"swap window; h2load{' --h1' if t.protocol == 'REST' else ''}; other load {foreign:.0f}%"
+    )
+    row.rounds = [p99_steady, p99_swap]
+    say(f"swap {t.protocol}: {row.note}; failed {row.failed}")
+    return row
+
+
+def run_soak(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> None:
+    plans: list[tuple[str, Factory, str]] = []
+    if "fastapi" in cfg.subjects:
+        plans.append(("fastapi", make_fastapi, "REST"))
+    if "tensorserve" in cfg.subjects:
+        plans.append(("tensorserve", make_tensorserve, "REST"))
+        plans.append(("tensorserve", make_tensorserve, "gRPC"))
+    for subject, factory, proto in plans:
+        s, ep = factory(m, f"soak-{proto.lower()}")
+        grpc_too = proto == "gRPC"
+        up = bring_up([(s, ep, subject)], m, lambda _s, g=grpc_too: g)
+        if not up:
+            note = "pending" if subject == "tensorserve" else "did not start"
+            rows.append(Row("100k soak", s.label, proto, note=f"{note}: {s.error}"[:300]))
+            continue
+        try:
+            first, rest = cfg.soak_first, cfg.soak_total - cfg.soak_first
+            before = CPU.snapshot()
+            r1 = _count_run(s, ep, proto, first)
+            rss1 = s.rss() / 2**20
+            r2 = _count_run(s, ep, proto, rest)
+            rss2 = s.rss() / 2**20
+            foreign = CPU.foreign_pct(before, CPU.snapshot())
+            FOREIGN.append(foreign)
+        except RuntimeError as e:
+            rows.append(Row("100k soak", s.label, proto, note=f"failed: {e}"[:300]))
+            continue
+        finally:
+            s.stop()
+        growth = (rss2 - rss1) / rss1 * 100 if rss1 else float("nan")
+        total = r1.requests + r2.requests
+        row = Row(
+            f"{cfg.soak_total // 1000}k soak",
+            s.label,
+            proto,
+            16,
+            total / (r1.seconds + r2.seconds),
+            r2.p50_ms,
+            r2.p99_ms,
+            rss2,
+            failed=r1.failed + r2.failed,
+            note=f"RSS {rss1:.0f} MiB after {first:,} → {rss2:.0f} MiB after "
+            f"{cfg.soak_total:,} ({growth:+.1f}%); h2load"
+            f"{' --h1' if proto == 'REST' else ''}; other load {foreign:.0f}%",
+        )
+        row.rounds = [rss1, rss2]
+        rows.append(row)
+        say(f"soak {s.label} {proto}: {row.note}")
+
+
+def _count_run(s: Server, ep: Endpoint, proto: str, n: int) -> loadgen.LoadResult:
+    if proto == "gRPC":
+        assert ep.grpc_body is not None
+        return loadgen.h2load(
+            s.grpc_url(),
+            ep.grpc_body,
+            16,
+            requests=n,
+            grpc=True,
+            expect_data_bytes=ep.grpc_response_bytes,
+        )
+    assert ep.rest_path and ep.rest_body
+    return loadgen.h2load(s.rest_url(ep.rest_path), ep.rest_body, 16, requests=n, grpc=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Targets.
+
+
+def _find(rows: list[Row], scenario: str, server: str, proto: str) -> Row | None:
+    return next(
+        (
+            r
+            for r in rows
+            if r.scenario == scenario and r.server == server and r.protocol == proto and r.rps
+        ),
+        None,
+    )
+
+
+def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
+    checks: list[Check] = []
+    ts, tsb, wr = "tensorserve", "tensorserve (batching)", WRAPPER
+
+    def ratio_check(label: str, a: Row | None, b: Row | None, need: float) -> None:
+        if a is None or b is None or not b.rps or not a.rps:
+            checks.append(Check(label, "not measured", None))
+            return
+        x = a.ratio if (b.server == wr and a.ratio) else a.rps / b.rps
+        checks.append(Check(label, f"{a.rps:,.0f} vs {b.rps:,.0f} req/s = x{x:.2f}", x >= need))
+
+    c16 = "MLP c16"
+    ratio_check(
+        "REST c16 ≥ 3x FastAPI wrapper",
+        _find(rows, c16, ts, "REST"),
+        _find(rows, c16, wr, "REST"),
+        3.0,
+    )
+    peers = [
+        _find(rows, c16, p, "REST")
+        for p in ("KServe 0.21 ModelServer", "MLServer 1.7.1 (custom TF runtime)")
+    ]
+    best = max((p for p in peers if p), key=lambda r: r.rps or 0.0, default=None)
+    ratio_check(
+        f"REST c16 ≥ 2x best of KServe/MLServer ({best.server if best else '-'})",
+        _find(rows, c16, ts, "REST"),
+        best,
+        2.0,
+    )
+    ratio_check(
+        "gRPC c16 ≥ 4x FastAPI wrapper",
+        _find(rows, c16, ts, "gRPC"),
+        _find(rows, c16, wr, "REST"),
+        4.0,
+    )
+    for proto, extra in (("REST", 0.3), ("gRPC", 0.2)):
+        r = _find(rows, "MLP c1", ts, proto)
+        if r is None or fl.b1 is None or r.p50_ms is None:
+            checks.append(Check(f"{proto} c1 p50 ≤ floor + {extra} ms", "not measured", None))
+        else:
+            lim = fl.b1.p50_ms + extra
+            checks.append(
+                Check(
+                    f"{proto} c1 p50 ≤ floor + {extra} ms",
+                    f"{r.p50_ms:.3f} ms vs {fl.b1.p50_ms:.3f} + {extra} = {lim:.3f} ms",
+                    r.p50_ms <= lim,
+                )
+            )
+    for proto in ("REST", "gRPC"):
+        ratio_check(
+            f"{proto} c64 batching ≥ 1.5x unbatched",
+            _find(rows, "MLP c64", tsb, proto),
+            _find(rows, "MLP c64", ts, proto),
+            1.5,
+        )
+    swaps = [r for r in rows if r.scenario.startswith("version swap") and len(r.rounds) == 2]
+    for r in swaps:
+        steady, during = r.rounds
+        checks.append(
+            Check(
+                f"{r.protocol} {r.scenario}: 0 failed, p99 ≤ 2x steady",
+                f"{r.failed} failed; p99 {during:.2f} vs {steady:.2f} ms (x{during / steady:.2f})",
+                r.failed == 0 and during <= 2 * steady,
+            )
+        )
+    if not swaps:
+        checks.append(Check("version swap: 0 failed, p99 ≤ 2x steady", "not measured", None))
+    soaks = [r for r in rows if "soak" in r.scenario and r.server == ts and len(r.rounds) == 2]
+    for r in soaks:
+        a, b = r.rounds
+        checks.append(
+            Check(
+                f"{r.protocol} RSS within ±5% from 10k to 100k requests",
+                f"{a:.0f} → {b:.0f} MiB ({(b - a) / a * 100:+.1f}%), {r.failed} failed",
+                abs(b - a) <= 0.05 * a,
+            )
+        )
+    if not soaks:
+        checks.append(Check("RSS within ±5% from 10k to 100k requests", "not measured", None))
+    big = _find(rows, "large c1", ts, "REST")
+    if big is None or fl.codec is None or big.p50_ms is None:
+        checks.append(Check("large REST JSON ≥ orjson+numpy MB/s", "not measured", None))
+    else:
+        model_ms = fl.big.p50_ms if fl.big else 0.0
+        total = fl.codec.total_mb
+        mbps = total / max(1e-6, (big.p50_ms - model_ms) / 1e3)
+        checks.append(
+            Check(
+                "large REST JSON decode+encode ≥ orjson+numpy MB/s",
+                f"{mbps:.1f} MB/s (p50 less the model) vs bound {fl.codec.mb_per_s:.1f} MB/s",
+                mbps >= fl.codec.mb_per_s,
+            )
+        )
+    return checks
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+        mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    except (OSError, ValueError):
+        mem_kb = 0
+    os_name = "?"
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+
+    def ver(cmd: list[str]) -> str:
+        try:
+            p = subprocess.run(cmd, capture_output=True, text=True, timeout=10, check=False)
+            return (p.stdout or p.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.TimeoutExpired):
+            return "?"
+
+    import tensorflow as tf
+
+    peers = []
+    for peer in ("kserve", "mlserver"):
+        stamp = VENVS / peer / ".bench-installed"
+        if stamp.exists():
+            peers.append(stamp.read_text().strip())
+    return {
+        "CPU": f"{cpu}, {os.cpu_count()} vCPU (shared VM)",
+        "memory": f"{mem_kb / 2**20:.0f} GiB",
+        "OS": f"{os_name}, kernel {platform.release()}",
+        "Python": platform.python_version(),
+        "TensorFlow": f"{tf.__version__} (CPU)",
+        "load generators": f"{ver(['wrk', '-v'])}; {ver(['h2load', '--version'])}",
+        "peers": "; ".join(peers) or "-",
+    }
+
+
+METHOD = [
+    "Every server answers one real predict, checked against the model's own output, before it "
+    "is timed; gRPC is also checked with the official PredictionServiceStub.",
+    "REST load: wrk, 1 thread, keep-alive, fixed POST body (benchmarks/post.lua). gRPC load: "
+    "h2load, 1 thread, one stream per connection, body = 5-byte-framed PredictRequest with "
+    "tensor_content, `content-type: application/grpc`, `te: trailers`; its DATA byte count is "
+    "checked against the expected response size, so gRPC errors (HTTP 200, trailers only) "
+    "count as failures.",
+    "The MLP rounds are interleaved (every server is up during the whole scenario, each "
+    "measurement short), and the table shows medians over rounds; `x wrapper` is the median of "
+    "per-round ratios to the FastAPI wrapper at the same connection count.",
+    "Load generator and servers share the same 2 vCPUs, as a user's single-box test would.",
+    "Seed MLP: Keras Input(784) → Dense(128, relu) → Dense(10, softmax), "
+    "tf.saved_model.save; batch-1 JSON body ≈ 8.3 KB; input/output keys read from the loaded "
+    "signature.",
+    "Large payload: a weightless model returning `images * 0.5` for float32 [8,224,224,3] "
+    "(4.8 MB of float32 each way; the same-size output makes the server encode as much as it "
+    "decodes). The bound is orjson.loads + np.asarray(float32) of the request plus "
+    "orjson.dumps(OPT_SERIALIZE_NUMPY) of the response, best of N, in one thread.",
+    "FastAPI wrapper: `async def` handler, `await request.json()`, model on the event loop, "
+    "`.tolist()` out, uvicorn[standard], access log off. KServe: custom kserve.Model, V1 "
+    "protocol, latency and uvicorn logging off (its faster setting). MLServer: custom MLModel "
+    "runtime, V2 JSON, parallel_workers 0 (its faster setting for a light model), uvloop<0.22.",
+    "tensorserve batching: " + BATCHING_CONFIG.replace("\n", " ").strip() + ".",
+    "Version swap: a new version directory is renamed into the base path during a 16-connection "
+    "h2load run; 'during' = requests started from the copy until the old version is unloaded "
+    "+0.5 s, 'steady' = requests before it.",
+]
+
+
+def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="1 round, short runs, 20k soak")
+    p.add_argument("--only", default="", help=f"comma list of {','.join(SUBJECTS)}")
+    p.add_argument("--scenarios", default="", help=f"comma list of {','.join(SCENARIOS)}")
+    p.add_argument("--rounds", type=int, default=None)
+    p.add_argument("--seconds", type=float, default=None, help="per measurement")
+    p.add_argument("--write", type=Path, default=None, help="write the markdown report here")
+    p.add_argument("--render", type=Path, default=None, help="only re-render a results.json")
+    p.add_argument("--skip-setup", action="store_true")
+    p.add_argument(
+        "--tensorserve-cmd",
+        default="",
+        help="command replacing `.venv/bin/python -m tensorserve` (e.g. tensorflow_model_server)",
+    )
+    a = p.parse_args(argv)
+    subjects = {x for x in a.only.split(",") if x} or set(SUBJECTS)
+    scenarios = {x for x in a.scenarios.split(",") if x} or set(SCENARIOS)
+    bad = (subjects - set(SUBJECTS)) | (scenarios - set(SCENARIOS))
+    if bad:
+        p.error(f"unknown: {sorted(bad)}")
+    q = a.quick
+    cfg = Config(
+        quick=q,
+        subjects=subjects,
+        scenarios=scenarios,
+        rounds=a.rounds or (1 if q else 3),
+        seconds=a.seconds or (3.0 if q else 5.0),
+        large_seconds=4.0 if q else 8.0,
+        soak_total=20_000 if q else 100_000,
+        soak_first=2_000 if q else 10_000,
+        swap_seconds=8.0 if q else 12.0,
+    )
+    return cfg, a
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg, args = parse_args(argv)
+    if args.tensorserve_cmd:
+        TENSORSERVE_CMD[:] = args.tensorserve_cmd.split()
+    out_json = BENCH / "results.json"
+    if args.render:
+        res = Results.load(args.render)
+    else:
+        res = bench(cfg, args)
+        res.save(out_json)
+        say(f"raw results: {out_json}")
+    print(render_console(res))
+    if args.write:
+        args.write.write_text(render_markdown(res))
+        say(f"wrote {args.write}")
+    return 0
+
+
+def bench(cfg: Config, args: argparse.Namespace) -> Results:
+    t0 = time.monotonic()
+    for d in (BENCH, LOGS, MODELS, BODIES):
+        d.mkdir(parents=True, exist_ok=True)
+    failed = {} if args.skip_setup else setup(cfg)
+    say("building models and request bodies")
+    mlp = prepare_model(bm.MLP_NAME, bm.mlp_input(1))
+    need_big = "large" in cfg.scenarios or "floor" in cfg.subjects
+    big = prepare_model(bm.BIG_NAME, bm.big_input()) if need_big else None
+    rows: list[Row] = []
+    details: list[str] = []
+    fl = Floors()
+    if "floor" in cfg.subjects:
+        run_floor(cfg, mlp, big if "large" in cfg.scenarios else None, rows, fl)
+    servers = cfg.subjects - {"floor"}
+    if "mlp" in cfg.scenarios and servers:
+        run_mlp(cfg, mlp, failed, rows)
+    if "large" in cfg.scenarios and servers and big is not None:
+        if fl.big is None:
+            fl.big = bm.measure_floor(big.version_path, big.x, "big", 2)
+        run_large(cfg, big, failed, rows, fl)
+    if "swap" in cfg.scenarios and "tensorserve" in cfg.subjects:
+        run_swap(cfg, mlp, rows, details)
+    if "soak" in cfg.scenarios and servers & {"fastapi", "tensorserve"}:
+        run_soak(cfg, mlp, failed, rows)
+    checks = evaluate(rows, fl)
+    elapsed = time.monotonic() - t0
+    if FOREIGN:
+        details.append(
+            f"shared VM: other processes used a median {median(FOREIGN):.0f}% (max "
+            f"{max(FOREIGN):.0f}%) of the 2 vCPUs during the measurements; rows with 10% or "
+            "more say so"
+        )
+    details.append(f"whole run took {elapsed / 60:.1f} min; server logs in bench-results/logs/")
+    meta = {
+        "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "mode": "quick" if cfg.quick else "full",
+        "rounds": cfg.rounds,
+        "seconds": cfg.seconds,
+        "machine": machine(),
+        "method": METHOD,
+        "args": sys.argv[1:],
+    }
+    return Results(meta=meta, rows=rows, checks=checks, details=details)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,304 @@
+"""Start, check, sample and stop the servers under test.
+
+Every server runs as its own process group (``start_new_session``) with output to a log file under
+``bench-results/logs``; it is stopped by signalling that group only. Readiness is a real predict
+whose answer matches the model's own output (never a health URL); the gRPC side is checked with
+the official ``PredictionServiceStub`` and with one h2load request (which also gives the exact
+response size that later h2load runs are validated against).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import bench_models as bm
+import loadgen
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` plus all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    total = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                        break
+        except OSError:
+            pass
+        todo.extend(children.get(p, []))
+    return total
+
+
+def http_post(port: int, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@dataclass
+class Endpoint:
+    """What is needed to drive and check one protocol of one server for one model."""
+
+    rest_path: str | None = None
+    rest_body: Path | None = None
+    rest_protocol: str = "v1"  # "v1" (TFS) or "v2" (OIP)
+    grpc_body: Path | None = None  # framed PredictRequest
+    grpc_request: Any = None  # the PredictRequest itself, for the stub check
+    grpc_output_key: str = ""
+    grpc_response_bytes: int = 0  # filled in by check_grpc
+
+
+@dataclass
+class Server:
+    key: str
+    label: str
+    cmd: list[str]
+    log: Path
+    rest_port: int | None = None
+    grpc_port: int | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    error: str | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        env.update(self.env)
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen(
+                self.cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=self.cwd,
+                start_new_session=True,
+            )
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def log_tail(self, chars: int = 600) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return " | ".join(lines[-6:])[-chars:]
+
+    def rss(self) -> int:
+        return rss_bytes(self.proc.pid) if self.alive and self.proc else 0
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def wait_ready(self, ep: Endpoint, expected: np.ndarray, timeout_s: float = 240.0) -> bool:
+        """Poll with a real REST predict until it answers ``expected``; set ``error`` if not."""
+        assert self.rest_port is not None and ep.rest_path and ep.rest_body
+        body = ep.rest_body.read_bytes()
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            if not self.alive:
+                self.error = f"exited (rc={self.proc.returncode if self.proc else '?'}): "
+                self.error += self.log_tail()
+                return False
+            try:
+                status, resp = http_post(self.rest_port, ep.rest_path, body)
+            except OSError as e:
+                last = f"{type(e).__name__}: {e}"
+                time.sleep(0.5)
+                continue
+            if status == 200:
+                try:
+                    got = bm.answer_from_json(resp, ep.rest_protocol)
+                except (ValueError, KeyError, IndexError, TypeError) as e:
+                    self.error = f"unparseable answer ({e}): {resp[:200]!r}"
+                    return False
+                if bm.close(got, expected):
+                    return True
+                self.error = f"wrong answer: got {np.asarray(got).ravel()[:4]} ..."
+                return False
+            last = f"HTTP {status}: {resp[:200]!r}"
+            time.sleep(0.5)
+        self.error = f"not ready after {timeout_s:.0f}s (last: {last}); log: {self.log_tail()}"
+        return False
+
+    def check_grpc(self, ep: Endpoint, expected: np.ndarray, model: str) -> bool:
+        """One official-stub Predict must answer ``expected``; one h2load request must too."""
+        assert self.grpc_port is not None and ep.grpc_body is not None
+        import grpc
+        from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+        opts = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}", options=opts) as ch:
+                stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+                resp = stub.Predict(ep.grpc_request, timeout=60)
+        except grpc.RpcError as e:
+            self.error = f"gRPC Predict failed: {e.code()}: {e.details()}"
+            return False
+        if ep.grpc_output_key not in resp.outputs:
+            self.error = f"gRPC answer lacks output {ep.grpc_output_key!r}: {list(resp.outputs)}"
+            return False
+        got = bm.tensor_from_proto(resp.outputs[ep.grpc_output_key])
+        if not bm.close(got, expected):
+            self.error = f"gRPC wrong answer: {got.ravel()[:4]} ..."
+            return False
+        ep.grpc_response_bytes = 5 + resp.ByteSize()
+        one = loadgen.h2load(self.grpc_url(), ep.grpc_body, 1, requests=1, grpc=True)
+        if one.failed or one.requests != 1:
+            self.error = f"h2load gRPC request failed: {one.notes}"
+            return False
+        return True
+
+    def grpc_url(self) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}/tensorflow.serving.PredictionService/Predict"
+
+    def rest_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.rest_port}{path}"
+
+
+def model_status(port: int, model: str) -> dict[str, str]:
+    """``{version: state}`` from TF Serving's ``GET /v1/models/{model}``."""
+    try:
+        status, body = http_get(port, f"/v1/models/{model}", timeout=5)
+    except OSError:
+        return {}
+    if status != 200:
+        return {}
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return {}
+    return {
+        str(v.get("version")): str(v.get("state"))
+        for v in doc.get("model_version_status", [])
+        if isinstance(v, dict)
+    }
+
+
+class CpuMeter:
+    """How much of the machine's CPU went to processes outside this benchmark's process tree.
+
+    The VM is shared: other work (test suites, builds) shows up as "foreign" CPU. Total busy
+    time comes from /proc/stat; this tree's share is our own and our reaped children's CPU time
+    plus that of every live descendant.
+    """
+
+    def __init__(self) -> None:
+        self.hz = os.sysconf("SC_CLK_TCK")
+        self.ncpu = os.cpu_count() or 1
+
+    @staticmethod
+    def _total_busy() -> int:
+        with open("/proc/stat") as f:
+            parts = f.readline().split()[1:]
+        vals = [int(v) for v in parts]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals[:8]) - idle
+
+    def _ours(self) -> int:
+        me = os.getpid()
+        children: dict[int, list[int]] = {}
+        times: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            fields = stat[stat.rfind(")") + 2 :].split()
+            pid = int(entry)
+            children.setdefault(int(fields[1]), []).append(pid)
+            # utime, stime, cutime, cstime
+            times[pid] = sum(int(x) for x in fields[11:15])
+        total, todo = 0, [me]
+        while todo:
+            p = todo.pop()
+            total += times.get(p, 0)
+            todo.extend(children.get(p, []))
+        return total
+
+    def snapshot(self) -> tuple[float, int, int]:
+        return time.monotonic(), self._total_busy(), self._ours()
+
+    def foreign_pct(self, a: tuple[float, int, int], b: tuple[float, int, int]) -> float:
+        """Foreign CPU between two snapshots, in % of the whole machine."""
+        wall = b[0] - a[0]
+        if wall <= 0:
+            return 0.0
+        foreign = (b[1] - a[1]) - (b[2] - a[2])
+        return max(0.0, 100.0 * foreign / (wall * self.hz * self.ncpu))
+
+    def wait_quiet(self, max_wait_s: float, threshold_pct: float = 25.0) -> float:
+        """Wait (up to ``max_wait_s``) for a 1 s window with foreign CPU below the threshold."""
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            a = self.snapshot()
+            time.sleep(1.0)
+            pct = self.foreign_pct(a, self.snapshot())
+            if pct < threshold_pct or time.monotonic() >= deadline:
+                return pct

@@ -1,0 +1,102 @@
+"""Command line with ``tensorflow_model_server``'s flag names -> :class:`ServerOptions`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from tensorserve import __version__
+from tensorserve.options import ServerOptions, option_fields
+
+_TRUE = {"true", "1", "yes", "t", "y"}
+_FALSE = {"false", "0", "no", "f", "n"}
+
+
+class CliError(ValueError):
+    """A flag combination that cannot start a server."""
+
+
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in _TRUE:
+        return True
+    if low in _FALSE:
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got '{text}'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """An argparse parser generated from ServerOptions' fields."""
+    parser = argparse.ArgumentParser(
+        prog="tensorserve",
+        description="Serve TensorFlow SavedModels over TF Serving's REST and gRPC APIs.",
+        allow_abbrev=False,
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    for f in option_fields():
+        kind = f.type if isinstance(f.type, type) else {"int": int, "str": str, "bool": bool,
+                                                         "float": float}[str(f.type)]
+        help_text = f"{f.metadata['help']} (default: {f.default})"
+        if kind is bool:
+            parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True,
+                                default=f.default, help=help_text, metavar="true|false")
+        else:
+            parser.add_argument(f"--{f.name}", type=kind, default=f.default, help=help_text)
+    return parser
+
+
+def parse_args(argv: Sequence[str]) -> ServerOptions | None:
+    """Flags -> options; None when --version was asked. argparse exits on bad flags."""
+    ns = build_parser().parse_args(list(argv))
+    if ns.version:
+        return None
+    values: dict[str, Any] = {f.name: getattr(ns, f.name) for f in option_fields()}
+    options = ServerOptions(**values)
+    validate(options)
+    return options
+
+
+def validate(options: ServerOptions) -> None:
+    """Start-up checks TF Serving makes, with messages that name the problem."""
+    if not options.model_config_file and not options.model_base_path:
+        raise CliError("Both --model_config_file and --model_base_path are empty! "
+                       "Give one of them.")
+    if options.port == 0 and not options.grpc_socket_path and options.rest_api_port == 0:
+        raise CliError("Nothing to serve on: --port is 0 and no --grpc_socket_path or "
+                       "--rest_api_port is set")
+    if options.rest_api_port and options.rest_api_port == options.port:
+        raise CliError(f"--rest_api_port ({options.rest_api_port}) must differ from --port")
+    if options.batching_parameters_file and not options.enable_batching:
+        raise CliError("--batching_parameters_file is set but --enable_batching is not")
+    parallel = (options.tensorflow_session_parallelism, options.tensorflow_intra_op_parallelism,
+                options.tensorflow_inter_op_parallelism)
+    if all(p > 0 for p in parallel):
+        raise CliError("Set either --tensorflow_session_parallelism or the intra/inter-op flags, "
+                       "not all three")
+    if options.version_swap_policy not in ("availability_preserving", "resource_preserving"):
+        raise CliError(f"--version_swap_policy: unknown policy '{options.version_swap_policy}'")
+    if options.log_format not in ("text", "json"):
+        raise CliError(f"--log_format must be text or json, got '{options.log_format}'")
+    if not options.tags:
+        raise CliError("--saved_model_tags is empty")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tensorserve`` command and ``python -m tensorserve``."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        options = parse_args(args)
+    except CliError as exc:
+        print(f"tensorserve: error: {exc}", file=sys.stderr)
+        return 2
+    if options is None:
+        print(f"TensorFlow ModelServer: tensorserve {__version__}")
+        from importlib.metadata import version
+
+        print(f"TensorFlow Library: {version('tensorflow')}")
+        return 0
+    from tensorserve.server import run
+
+    return run(options)

@@ -1,0 +1,277 @@
+"""AspiredVersionsManager: turns aspired version sets into loads and unloads.
+
+Sources call :meth:`set_aspired_versions` with the *complete* set of versions
+wanted for one model (omission means unload). :meth:`step` asks the policy for
+at most one action per model and starts it on the load/unload executors; the
+completion callbacks record the outcome. :meth:`run` is ``step`` in a loop;
+tests call ``step`` directly with inline executors and a manual clock.
+
+Requests take versions with :meth:`acquire`; a version being unloaded leaves
+the serving map at once and is unloaded only after its in-flight count drops
+to zero, so no request ever fails because of a swap.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Executor
+from typing import Any
+
+from tensorserve.core.handle import ServableHandle
+from tensorserve.core.ids import ServableId, ServableRequest
+from tensorserve.core.loader import Loader
+from tensorserve.core.monitor import ServableStateMonitor, StateEvent
+from tensorserve.core.policy import (
+    HarnessState,
+    Policy,
+    VersionSnapshot,
+    availability_preserving,
+)
+from tensorserve.core.states import ManagerState
+from tensorserve.errors import NotFound, ServingError, Unknown
+
+log = logging.getLogger(__name__)
+H = HarnessState
+
+
+class _Harness:
+    """One version's mutable state; only touched under the manager's lock."""
+
+    __slots__ = (
+        "aspired",
+        "attempts",
+        "error",
+        "id",
+        "inflight",
+        "loader",
+        "retry_at",
+        "servable",
+        "state",
+    )
+
+    def __init__(self, id: ServableId, loader: Loader) -> None:
+        self.id = id
+        self.loader = loader
+        self.state = H.NEW
+        self.aspired = True
+        self.attempts = 0
+        self.retry_at = 0.0
+        self.error: ServingError | None = None
+        self.servable: Any = None
+        self.inflight = 0
+
+    def snapshot(self) -> VersionSnapshot:
+        return VersionSnapshot(self.id.version, self.state, self.aspired, self.retry_at)
+
+
+class AspiredVersionsManager:
+    """Thread-safe; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        monitor: ServableStateMonitor,
+        load_executor: Executor,
+        unload_executor: Executor,
+        *,
+        policy: Policy = availability_preserving,
+        max_load_retries: int = 5,
+        load_retry_interval_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._monitor = monitor
+        self._load_executor = load_executor
+        self._unload_executor = unload_executor
+        self._policy = policy
+        self._max_retries = max(0, max_load_retries)
+        self._retry_interval = max(0.0, load_retry_interval_s)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._streams: dict[str, dict[int, _Harness]] = {}
+        self._ready: dict[str, list[_Harness]] = {}
+        self._wake = threading.Event()
+
+    # ---- sources -------------------------------------------------------------------------
+    def set_aspired_versions(self, name: str, loaders: Mapping[int, Loader]) -> None:
+        """Replace the aspired set of ``name``; versions not in ``loaders`` get unloaded."""
+        events: list[StateEvent] = []
+        with self._lock:
+            stream = self._streams.setdefault(name, {})
+            for version, harness in stream.items():
+                harness.aspired = version in loaders
+            for version, loader in loaders.items():
+                if version not in stream:
+                    harness = _Harness(ServableId(name, version), loader)
+                    stream[version] = harness
+                    events.append(StateEvent(harness.id, ManagerState.START))
+        self._publish(events)
+        self.wake()
+
+    # ---- requests ------------------------------------------------------------------------
+    def acquire(self, request: ServableRequest) -> ServableHandle:
+        """Hold the requested READY version; raises NotFound when there is none."""
+        with self._lock:
+            harness = self._find_ready(request)
+            harness.inflight += 1
+        return self._handle(harness)
+
+    def _handle(self, harness: _Harness) -> ServableHandle:
+        return ServableHandle(
+            harness.id,
+            harness.servable,
+            release=lambda: self._release(harness),
+            retain=lambda: self._retain(harness),
+        )
+
+    def _retain(self, harness: _Harness) -> ServableHandle:
+        with self._lock:
+            harness.inflight += 1
+        return self._handle(harness)
+
+    def ready_versions(self, name: str) -> list[int]:
+        """READY versions of ``name``, highest first."""
+        with self._lock:
+            return [h.id.version for h in self._ready.get(name, ())]
+
+    def _find_ready(self, request: ServableRequest) -> _Harness:
+        ready = self._ready.get(request.name, ())
+        if request.version is None:
+            if ready:
+                return ready[0]
+        else:
+            for harness in ready:
+                if harness.id.version == request.version:
+                    return harness
+        raise NotFound(f"Servable not found for request: {request}")
+
+    def _release(self, harness: _Harness) -> None:
+        with self._lock:
+            harness.inflight -= 1
+            quiesced = harness.inflight == 0 and harness.state is H.QUIESCING
+        if quiesced:
+            self.wake()
+
+    # ---- control loop --------------------------------------------------------------------
+    def wake(self) -> None:
+        """Ask the run loop for a step now."""
+        self._wake.set()
+
+    def step(self) -> bool:
+        """Apply at most one policy action per model; True if anything changed."""
+        now = self._clock()
+        events: list[StateEvent] = []
+        jobs: list[tuple[Executor, Callable[[], None]]] = []
+        with self._lock:
+            for name in list(self._streams):
+                self._step_stream(name, now, events, jobs)
+        self._publish(events)
+        for executor, job in jobs:
+            executor.submit(job)
+        return bool(events or jobs)
+
+    def run(self, stop: threading.Event, interval_s: float = 0.1) -> None:
+        """Step until ``stop`` is set, waking early whenever something changed."""
+        while not stop.is_set():
+            self._wake.clear()
+            if not self.step():
+                self._wake.wait(interval_s)
+
+    def idle(self) -> bool:
+        """True when no model has any version left (after unloading everything)."""
+        with self._lock:
+            return not self._streams
+
+    def _step_stream(
+        self,
+        name: str,
+        now: float,
+        events: list[StateEvent],
+        jobs: list[tuple[Executor, Callable[[], None]]],
+    ) -> None:
+        stream = self._streams[name]
+        for harness in list(stream.values()):
+            if harness.state is H.QUIESCING and harness.inflight == 0:
+                harness.state = H.UNLOADING
+                jobs.append((self._unload_executor, lambda h=harness: self._unload(h)))
+            elif not harness.aspired and harness.state in (H.NEW, H.ERROR, H.DISABLED):
+                del stream[harness.id.version]
+                if harness.state is H.NEW:
+                    events.append(StateEvent(harness.id, ManagerState.END, harness.error))
+        action = self._policy([h.snapshot() for h in stream.values()], now)
+        if action is not None:
+            harness = stream[action.version]
+            if action.kind == "load":
+                harness.state = H.LOADING
+                if harness.attempts == 0:
+                    events.append(StateEvent(harness.id, ManagerState.LOADING))
+                jobs.append((self._load_executor, lambda h=harness: self._load(h)))
+            else:
+                harness.state = H.QUIESCING
+                self._ready[name].remove(harness)
+                events.append(StateEvent(harness.id, ManagerState.UNLOADING))
+        if not stream:
+            del self._streams[name]
+            self._ready.pop(name, None)
+
+    # ---- executor jobs -------------------------------------------------------------------
+    def _load(self, harness: _Harness) -> None:
+        try:
+            servable = harness.loader.load()
+        except Exception as exc:
+            self._load_failed(harness, _as_serving_error(exc))
+            return
+        with self._lock:
+            harness.servable = servable
+            harness.state = H.READY
+            ready = self._ready.setdefault(harness.id.name, [])
+            ready.append(harness)
+            ready.sort(key=lambda h: h.id.version, reverse=True)
+        self._publish([StateEvent(harness.id, ManagerState.AVAILABLE)])
+        self.wake()
+
+    def _load_failed(self, harness: _Harness, error: ServingError) -> None:
+        with self._lock:
+            harness.attempts += 1
+            harness.error = error
+            retry = harness.aspired and harness.attempts <= self._max_retries
+            if retry:
+                harness.state = H.NEW
+                harness.retry_at = self._clock() + self._retry_interval
+            else:
+                harness.state = H.ERROR
+        if retry:
+            log.warning(
+                "Loading %s failed (attempt %d of %d), retrying in %.1fs: %s",
+                harness.id,
+                harness.attempts,
+                self._max_retries + 1,
+                self._retry_interval,
+                error,
+            )
+        else:
+            log.error("Loading %s failed for good: %s", harness.id, error)
+            self._publish([StateEvent(harness.id, ManagerState.END, error)])
+        self.wake()
+
+    def _unload(self, harness: _Harness) -> None:
+        try:
+            harness.loader.unload()
+        except Exception:
+            log.exception("Unloading %s failed", harness.id)
+        with self._lock:
+            harness.state = H.DISABLED
+            harness.servable = None
+        self._publish([StateEvent(harness.id, ManagerState.END)])
+        self.wake()
+
+    def _publish(self, events: list[StateEvent]) -> None:
+        for event in events:
+            self._monitor.publish(event)
+
+
+def _as_serving_error(exc: Exception) -> ServingError:
+    if isinstance(exc, ServingError):
+        return exc
+    return Unknown(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))

@@ -1,0 +1,95 @@
+"""Typed serving errors carrying one canonical code (gRPC's code space).
+
+Every layer below ``protocols/`` raises a :class:`ServingError` subclass; each
+protocol maps ``error.code`` exactly once (``protocols/grpc/status.py`` and
+``protocols/rest/status.py``). Nothing here knows about HTTP or grpc.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class Code(enum.IntEnum):
+    """Canonical status codes; numbering equals ``tensorflow.error.Code`` and gRPC."""
+
+    OK = 0
+    CANCELLED = 1
+    UNKNOWN = 2
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    ALREADY_EXISTS = 6
+    PERMISSION_DENIED = 7
+    RESOURCE_EXHAUSTED = 8
+    FAILED_PRECONDITION = 9
+    ABORTED = 10
+    OUT_OF_RANGE = 11
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+    DATA_LOSS = 15
+    UNAUTHENTICATED = 16
+
+
+class ServingError(Exception):
+    """An error with a canonical :class:`Code` and a client-facing message."""
+
+    code: Code = Code.UNKNOWN
+
+    def __init__(self, message: str, code: Code | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InvalidArgument(ServingError):
+    code = Code.INVALID_ARGUMENT
+
+
+class NotFound(ServingError):
+    code = Code.NOT_FOUND
+
+
+class FailedPrecondition(ServingError):
+    code = Code.FAILED_PRECONDITION
+
+
+class Unavailable(ServingError):
+    code = Code.UNAVAILABLE
+
+
+class Unimplemented(ServingError):
+    code = Code.UNIMPLEMENTED
+
+
+class Internal(ServingError):
+    code = Code.INTERNAL
+
+
+class DeadlineExceeded(ServingError):
+    code = Code.DEADLINE_EXCEEDED
+
+
+class ResourceExhausted(ServingError):
+    code = Code.RESOURCE_EXHAUSTED
+
+
+class DataLoss(ServingError):
+    code = Code.DATA_LOSS
+
+
+class Unknown(ServingError):
+    code = Code.UNKNOWN
+
+
+class AlreadyExists(ServingError):
+    code = Code.ALREADY_EXISTS
+
+
+class Cancelled(ServingError):
+    code = Code.CANCELLED

@@ -1,0 +1,102 @@
+"""ServerOptions: every command-line flag, its default and help, in one place.
+
+Flag names and defaults are ``tensorflow_model_server``'s (``main.cc``); the
+CLI and its ``--help`` are generated from these fields. Fields marked
+``extra`` are tensorserve's own additions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+_CPUS = os.cpu_count() or 1
+
+
+def _opt(default: Any, help: str, extra: bool = False) -> Any:
+    return field(default=default, metadata={"help": help, "extra": extra})
+
+
+@dataclass(frozen=True, slots=True)
+class ServerOptions:
+    """Parsed command line; frozen and passed inward as a plain object."""
+
+    port: int = _opt(8500, "gRPC port (0 disables TCP gRPC; then --grpc_socket_path is needed)")
+    grpc_socket_path: str = _opt("", "Unix socket path for gRPC, in addition to --port")
+    rest_api_port: int = _opt(0, "REST (HTTP/JSON) port; 0 disables REST. Must differ from --port")
+    rest_api_num_threads: int = _opt(4 * _CPUS, "Worker threads that run model computations")
+    rest_api_timeout_in_ms: int = _opt(30000, "Timeout of a REST call's computation (<=0: none)")
+    rest_api_enable_cors_support: bool = _opt(False, "Add CORS headers to REST responses")
+    enable_batching: bool = _opt(False, "Batch concurrent requests per model-version-signature")
+    batching_parameters_file: str = _opt("", "BatchingParameters text proto (needs batching)")
+    enable_per_model_batching_parameters: bool = _opt(
+        False, "Read batching_params.pbtxt from each SavedModel folder"
+    )
+    allow_version_labels_for_unavailable_models: bool = _opt(
+        False, "Allow new version labels to point at versions not loaded yet"
+    )
+    model_config_file: str = _opt("", "ModelServerConfig text proto; overrides --model_name")
+    model_config_file_poll_wait_seconds: int = _opt(
+        0, "Re-read --model_config_file every N seconds (0: read once)"
+    )
+    model_name: str = _opt("default", "Model name when no --model_config_file is given")
+    model_base_path: str = _opt("", "Absolute path (or URI) holding numbered version folders")
+    num_load_threads: int = _opt(0, "Threads loading versions (0: one per CPU, at least 2)")
+    num_unload_threads: int = _opt(0, "Threads unloading versions (0: 1)")
+    max_num_load_retries: int = _opt(5, "Retries after a failed load (0: a single attempt)")
+    load_retry_interval_micros: int = _opt(60_000_000, "Wait between load retries")
+    file_system_poll_wait_seconds: int = _opt(
+        1, "Poll base paths for new versions every N seconds (0: once; <0: never)"
+    )
+    flush_filesystem_caches: bool = _opt(True, "Accepted for compatibility (no effect)")
+    tensorflow_session_parallelism: int = _opt(0, "Sets both intra- and inter-op threads")
+    tensorflow_intra_op_parallelism: int = _opt(0, "TensorFlow intra-op threads (0: auto)")
+    tensorflow_inter_op_parallelism: int = _opt(0, "TensorFlow inter-op threads (0: auto)")
+    tensorflow_session_config_file: str = _opt("", "tensorflow.ConfigProto text proto")
+    per_process_gpu_memory_fraction: float = _opt(0.0, "GPU memory fraction (0: TF default)")
+    saved_model_tags: str = _opt("serve", "Comma-separated MetaGraphDef tags to load")
+    ssl_config_file: str = _opt("", "SSLConfig text proto (PEM contents); secures gRPC and REST")
+    grpc_channel_arguments: str = _opt("", "Extra gRPC channel arguments: k=v,k=v")
+    grpc_max_threads: int = _opt(4 * _CPUS, "Upper bound of concurrently served gRPC calls")
+    enable_grpc_healthcheck_service: bool = _opt(False, "Serve grpc.health.v1.Health")
+    enable_model_warmup: bool = _opt(True, "Replay assets.extra/tf_serving_warmup_requests")
+    num_request_iterations_for_warmup: int = _opt(0, "Replays per warm-up record (0: 1)")
+    monitoring_config_file: str = _opt("", "MonitoringConfig text proto (Prometheus)")
+    enable_signature_method_name_check: bool = _opt(
+        False, "Reject signatures whose method_name does not fit the API"
+    )
+    enable_serialization_as_tensor_content: bool = _opt(
+        False, "gRPC Predict outputs in tensor_content"
+    )
+    # tensorserve's own flags
+    bind_address: str = _opt("0.0.0.0", "Address both ports bind to", extra=True)
+    rest_api_max_body_bytes: int = _opt(
+        256 << 20, "Largest REST request body, after gzip (413 above)", extra=True
+    )
+    wait_for_initial_models: bool = _opt(
+        True, "Open ports only after the initial models loaded or failed", extra=True
+    )
+    version_swap_policy: str = _opt(
+        "availability_preserving",
+        "availability_preserving (load new, then unload old) or resource_preserving",
+        extra=True,
+    )
+    enable_synthetic_warmup: bool = _opt(
+        False, "Warm models without a warm-up file with zero-filled inputs", extra=True
+    )
+    log_format: str = _opt("text", "text or json", extra=True)
+    log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", extra=True)
+    access_log: bool = _opt(False, "Log every request (method, path, status, latency)", extra=True)
+    shutdown_grace_seconds: float = _opt(
+        30.0, "On SIGTERM, how long in-flight requests may take to finish", extra=True
+    )
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        return tuple(t.strip() for t in self.saved_model_tags.split(",") if t.strip())
+
+
+def option_fields() -> list[Any]:
+    """The dataclass fields, for the CLI generator."""
+    return list(fields(ServerOptions))

@@ -1,0 +1,139 @@
+"""The grpc.aio server: ports, message limits, channel arguments, TLS and health."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
+
+log = logging.getLogger(__name__)
+MAX_MESSAGE_BYTES = 2**31 - 1  # INT32_MAX both ways, as TF Serving
+HEALTH_SERVICES = ("", "tensorflow.serving.ModelService", "tensorflow.serving.PredictionService")
+
+
+class GrpcConfigError(ValueError):
+    """A bad gRPC flag value (e.g. ``--grpc_channel_arguments``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """PEM contents from ``--ssl_config_file`` (SSLConfig)."""
+
+    server_key: str
+    server_cert: str
+    custom_ca: str = ""
+    client_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class GrpcOptions:
+    port: int = 8500
+    host: str = "0.0.0.0"
+    socket_path: str = ""
+    channel_arguments: tuple[tuple[str, str | int], ...] = ()
+    max_concurrent_rpcs: int | None = None
+    tls: TlsConfig | None = None
+    enable_health: bool = False
+    tensor_content_outputs: bool = False
+
+
+def parse_channel_arguments(text: str) -> tuple[tuple[str, str | int], ...]:
+    """``k=v,k=v`` -> channel options; integer-looking values become ints (as TF Serving)."""
+    pairs: list[tuple[str, str | int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise GrpcConfigError(
+                f"--grpc_channel_arguments: '{item}' is not of the form key=value"
+            )
+        pairs.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return tuple(pairs)
+
+
+def credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """Server credentials; ``client_verify`` requires and checks client certificates."""
+    return grpc.ssl_server_credentials(
+        [(tls.server_key.encode(), tls.server_cert.encode())],
+        root_certificates=tls.custom_ca.encode() if tls.custom_ca else None,
+        require_client_auth=tls.client_verify,
+    )
+
+
+class GrpcServer:
+    """Owns the grpc.aio server; ``start`` binds, ``stop`` drains with a grace period."""
+
+    def __init__(
+        self,
+        options: GrpcOptions,
+        prediction: PredictionServicer,
+        models: ModelServicer,
+    ) -> None:
+        self._options = options
+        channel_options: Sequence[tuple[str, str | int]] = (
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            *options.channel_arguments,
+        )
+        self._server = grpc.aio.server(
+            options=channel_options, maximum_concurrent_rpcs=options.max_concurrent_rpcs
+        )
+        prediction_service_pb2_grpc_add(self._server, prediction, models)
+        self.health: health.aio.HealthServicer | None = None
+        if options.enable_health:
+            self.health = health.aio.HealthServicer()
+            health_pb2_grpc.add_HealthServicer_to_server(self.health, self._server)
+        self.bound_port = 0
+
+    async def start(self) -> None:
+        """Bind the TCP port and/or the Unix socket, then start serving."""
+        opts = self._options
+        creds = credentials(opts.tls) if opts.tls else None
+        if opts.port:
+            self.bound_port = self._bind(f"{opts.host}:{opts.port}", creds)
+        if opts.socket_path:
+            self._bind(f"unix:{opts.socket_path}", creds)
+        await self._server.start()
+
+    def _bind(self, address: str, creds: grpc.ServerCredentials | None) -> int:
+        port = (
+            self._server.add_secure_port(address, creds)
+            if creds
+            else self._server.add_insecure_port(address)
+        )
+        if port == 0 and not address.startswith("unix:"):
+            raise OSError(f"Could not bind gRPC to {address}")
+        log.info("Running gRPC ModelServer at %s ...", address)
+        return port
+
+    async def set_serving(self, serving: bool) -> None:
+        """Model-aware health: SERVING once the initial models are available."""
+        if self.health is None:
+            return
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in HEALTH_SERVICES:
+            await self.health.set(name, status)
+
+    async def stop(self, grace_s: float) -> None:
+        """Stop accepting RPCs, let in-flight ones finish within ``grace_s``."""
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+        await self._server.stop(grace_s)
+
+
+def prediction_service_pb2_grpc_add(
+    server: grpc.aio.Server, prediction: PredictionServicer, models: ModelServicer
+) -> None:
+    """Register both TF Serving services."""
+    from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(prediction, server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(models, server)

@@ -1,0 +1,180 @@
+"""PredictionService and ModelService over grpc.aio: thin adapters onto ``Service``.
+
+Requests arrive as the official ``tensorflow_serving.apis`` protos; each method
+decodes what the service needs, awaits it, and encodes the response. Errors
+are mapped in one place (:func:`_abort`), with ``protocols/grpc/status.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    regression_pb2,
+)
+
+from tensorserve.errors import Code, InvalidArgument, ServingError
+from tensorserve.protocols.grpc.status import grpc_code, grpc_message
+from tensorserve.service import tensors
+from tensorserve.service.predict import PredictCall, PredictResult
+from tensorserve.service.service import GRPC, Service, request_from_spec
+
+T = TypeVar("T")
+ReloadFn = Callable[[Any], Awaitable[None]]
+
+
+async def _guard(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+    try:
+        return await work
+    except ServingError as exc:
+        await context.abort(grpc_code(exc.code), grpc_message(exc.message))
+    raise AssertionError("unreachable")  # abort() always raises
+
+
+def _timeout(context: grpc.aio.ServicerContext) -> float | None:
+    remaining = context.time_remaining()
+    return remaining if remaining is not None and remaining < 1e9 else None
+
+
+def _spec(spec: Any, version: int, signature: str) -> None:
+    spec.version.value = version
+    spec.signature_name = signature
+
+
+class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+    """``tensorflow.serving.PredictionService``."""
+
+    def __init__(self, service: Service, tensor_content_outputs: bool = False) -> None:
+        self._service = service
+        self._as_content = tensor_content_outputs
+
+    async def Predict(  # noqa: N802  (gRPC method name)
+        self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        return await _guard(context, self._predict(request, _timeout(context)))
+
+    async def _predict(
+        self, request: predict_pb2.PredictRequest, timeout: float | None
+    ) -> predict_pb2.PredictResponse:
+        inputs = {k: tensors.to_numpy(v) for k, v in request.inputs.items()}
+        call = PredictCall(
+            request_from_spec(request.model_spec),
+            request.model_spec.signature_name,
+            inputs,
+            tuple(request.output_filter),
+        )
+        result = await self._service.predict(call, GRPC, timeout)
+        return self._response(request, result)
+
+    def _response(
+        self, request: predict_pb2.PredictRequest, result: PredictResult
+    ) -> predict_pb2.PredictResponse:
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = request.model_spec.name
+        _spec(response.model_spec, result.version, result.signature_name)
+        outputs = response.outputs
+        for key, value in result.outputs.items():
+            dtype = result.signature.outputs[key].dtype
+            outputs[key].CopyFrom(tensors.from_numpy(value, dtype, as_content=self._as_content))
+        return response
+
+    async def Classify(  # noqa: N802
+        self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
+    ) -> classification_pb2.ClassificationResponse:
+        return await _guard(context, self._classify(request, _timeout(context)))
+
+    async def _classify(
+        self, request: classification_pb2.ClassificationRequest, timeout: float | None
+    ) -> classification_pb2.ClassificationResponse:
+        spec = request.model_spec
+        result, version, signature = await self._service.classify(
+            request_from_spec(spec), spec.signature_name, request.input, GRPC, timeout
+        )
+        response = classification_pb2.ClassificationResponse(result=result)
+        response.model_spec.name = spec.name
+        _spec(response.model_spec, version, signature)
+        return response
+
+    async def Regress(  # noqa: N802
+        self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
+    ) -> regression_pb2.RegressionResponse:
+        return await _guard(context, self._regress(request, _timeout(context)))
+
+    async def _regress(
+        self, request: regression_pb2.RegressionRequest, timeout: float | None
+    ) -> regression_pb2.RegressionResponse:
+        spec = request.model_spec
+        result, version, signature = await self._service.regress(
+            request_from_spec(spec), spec.signature_name, request.input, GRPC, timeout
+        )
+        response = regression_pb2.RegressionResponse(result=result)
+        response.model_spec.name = spec.name
+        _spec(response.model_spec, version, signature)
+        return response
+
+    async def MultiInference(  # noqa: N802
+        self, request: inference_pb2.MultiInferenceRequest, context: grpc.aio.ServicerContext
+    ) -> inference_pb2.MultiInferenceResponse:
+        return await _guard(
+            context, self._service.multi_inference(request, GRPC, _timeout(context))
+        )
+
+    async def GetModelMetadata(  # noqa: N802
+        self,
+        request: get_model_metadata_pb2.GetModelMetadataRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        async def work() -> get_model_metadata_pb2.GetModelMetadataResponse:
+            return self._service.metadata(
+                request_from_spec(request.model_spec), list(request.metadata_field)
+            )
+
+        return await _guard(context, work())
+
+
+class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
+    """``tensorflow.serving.ModelService``."""
+
+    def __init__(self, service: Service, reload: ReloadFn) -> None:
+        self._service = service
+        self._reload = reload
+
+    async def GetModelStatus(  # noqa: N802
+        self,
+        request: get_model_status_pb2.GetModelStatusRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        async def work() -> get_model_status_pb2.GetModelStatusResponse:
+            model = request_from_spec(request.model_spec)
+            if model.label is not None:
+                model = self._service.core.resolve(model)
+            return self._service.model_status(model.name, model.version)
+
+        return await _guard(context, work())
+
+    async def HandleReloadConfigRequest(  # noqa: N802
+        self,
+        request: model_management_pb2.ReloadConfigRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> model_management_pb2.ReloadConfigResponse:
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            if not request.config.HasField("model_config_list"):
+                raise InvalidArgument("ReloadConfigRequest only accepts a model_config_list")
+            await self._reload(request.config)
+        except ServingError as exc:
+            response.status.error_code = int(exc.code)  # type: ignore[assignment]
+            response.status.error_message = exc.message
+            await context.abort(grpc_code(exc.code), grpc_message(exc.message))
+        response.status.error_code = int(Code.OK)  # type: ignore[assignment]
+        return response

@@ -1,0 +1,292 @@
+"""The REST API as a plain ASGI application (served by uvicorn + httptools + uvloop).
+
+TF Serving's URLs, JSON shapes and status codes (``protocols/rest/routes.py``,
+``json_codec.py``, ``status.py``); every model call goes through
+``service.Service``. Beyond TF Serving: ``GET /v1/models``, OIP health and
+readiness under ``/v2``, gzip bodies, a body size limit (413), JSON 404s.
+A raw ASGI callable is used instead of a framework router: the route table is
+a handful of regexes, and BENCHMARKS.md measures the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import zlib
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from google.protobuf import json_format
+
+from tensorserve.core.ids import ServableRequest
+from tensorserve.errors import Code, InvalidArgument, NotFound, ServingError
+from tensorserve.protocols.rest import json_codec
+from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
+from tensorserve.protocols.rest.status import http_status
+from tensorserve.service.predict import PredictCall
+from tensorserve.service.service import REST, Service
+
+log = logging.getLogger(__name__)
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+JSON = b"application/json"
+_OFFLOAD_BYTES = 1 << 20  # bodies above 1 MiB are parsed on a worker thread
+_CORS = [
+    (b"access-control-allow-origin", b"*"),
+    (b"access-control-allow-methods", b"POST, GET"),
+    (b"access-control-allow-headers", b"Content-Type"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RestOptions:
+    """REST behaviour from the command line."""
+
+    timeout_s: float | None = 30.0
+    enable_cors: bool = False
+    max_body_bytes: int = 256 << 20
+    metrics_path: str | None = None
+
+
+class HttpError(Exception):
+    """An HTTP-level failure that has no canonical code (e.g. 413)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class RestApp:
+    """ASGI callable; create one per server."""
+
+    def __init__(
+        self,
+        service: Service,
+        options: RestOptions,
+        scrape: Callable[[], tuple[int, dict[str, str], bytes]] | None = None,
+        access_log: Callable[..., None] | None = None,
+    ) -> None:
+        self._service = service
+        self._options = options
+        self._scrape = scrape
+        self._access_log = access_log
+        self._extra_headers = _CORS if options.enable_cors else []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        start = time.perf_counter()
+        status, route = await self._dispatch(scope, receive, send)
+        if self._access_log is not None:
+            self._access_log(
+                scope["method"], scope["path"], status, (time.perf_counter() - start) * 1e3,
+                route.name if route else "", route.version if route else None, REST,
+            )
+
+    async def _dispatch(
+        self, scope: Scope, receive: Receive, send: Send
+    ) -> tuple[int, ModelRoute | None]:
+        method, path = scope["method"], scope["path"]
+        route: ModelRoute | None = None
+        try:
+            if path[:4].lower() == "/v1/":
+                route = parse_v1(method, path)
+                body = await self._body(scope, receive) if method == "POST" else b""
+                status, payload = await self._model_call(route, body)
+            elif method == "OPTIONS":
+                status, payload = _preflight(scope)
+            else:
+                status, payload, ctype = self._other(method, path)
+                await self._send(send, status, payload, ctype)
+                return status, None
+        except ServingError as exc:
+            status, payload = http_status(exc.code), json_codec.encode_error(exc.message)
+        except HttpError as exc:
+            status, payload = exc.status, json_codec.encode_error(exc.message)
+        except Exception as exc:  # noqa: BLE001  (never let a bug become a dropped connection)
+            log.exception("Unexpected error serving %s %s", method, path)
+            status, payload = 500, json_codec.encode_error(f"Internal error: {exc}")
+        await self._send(send, status, payload, JSON)
+        return status, route
+
+    async def _send(self, send: Send, status: int, body: bytes, ctype: bytes) -> None:
+        headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": status,
+                    "headers": headers + self._extra_headers})
+        await send({"type": "http.response.body", "body": body})
+
+    # ---- /v1 ------------------------------------------------------------------------------
+    async def _model_call(self, route: ModelRoute, body: bytes) -> tuple[int, bytes]:
+        if route.action == "list":
+            return 200, self._list_models()
+        model = ServableRequest(route.name, route.version, route.label)
+        if route.action == "status":
+            return 200, self._status(model)
+        if route.action == "metadata":
+            return 200, self._metadata(model)
+        doc = await self._parse(body)
+        if route.action == "predict":
+            return 200, await self._predict(model, doc)
+        signature, request_input = json_codec.parse_examples(doc)
+        timeout = self._options.timeout_s
+        if route.action == "classify":
+            cls, _, _ = await self._service.classify(model, signature, request_input, REST, timeout)
+            return 200, json_codec.encode_classify(cls)
+        reg, _, _ = await self._service.regress(model, signature, request_input, REST, timeout)
+        return 200, json_codec.encode_regress(reg)
+
+    async def _parse(self, body: bytes) -> Any:
+        if len(body) > _OFFLOAD_BYTES:
+            return await asyncio.get_running_loop().run_in_executor(None, json_codec.loads, body)
+        return json_codec.loads(body)
+
+    async def _predict(self, model: ServableRequest, doc: Any) -> bytes:
+        parsed = json_codec.parse_predict(doc)
+        call = PredictCall(
+            model, parsed.signature_name, lambda spec: json_codec.decode_inputs(parsed, spec)
+        )
+        result = await self._service.predict(call, REST, self._options.timeout_s)
+        return json_codec.encode_predict(result.outputs, parsed.columnar)
+
+    def _status(self, model: ServableRequest) -> bytes:
+        version = model.version
+        if model.label is not None:
+            version = self._service.core.resolve(model).version
+        response = self._service.model_status(model.name, version)
+        return _proto_json(response)
+
+    def _metadata(self, model: ServableRequest) -> bytes:
+        response = self._service.metadata(model, ["signature_def"])
+        spec = json_format.MessageToDict(
+            response.model_spec,
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        sig_map = json_format.MessageToDict(
+            _unpack_signature_map(response),
+            preserving_proto_field_name=True,
+            always_print_fields_with_no_presence=True,
+        )
+        return orjson.dumps({"model_spec": spec, "metadata": {"signature_def": sig_map}})
+
+    def _list_models(self) -> bytes:
+        models = []
+        for name in self._service.core.model_names():
+            try:
+                status = json_format.MessageToDict(
+                    self._service.model_status(name, None),
+                    preserving_proto_field_name=True,
+                    always_print_fields_with_no_presence=True,
+                )
+            except NotFound:
+                status = {"model_version_status": []}
+            models.append({"name": name, **status})
+        return orjson.dumps({"models": models})
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self._options.max_body_bytes
+        headers = _headers(scope)
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise HttpError(413, f"Request body of {int(declared)} bytes exceeds the limit of "
+                                 f"{limit} bytes")
+        body = await _read_body(receive, limit)
+        if b"gzip" in headers.get(b"content-encoding", b"").lower():
+            body = _gunzip(body, limit)
+        return body
+
+    # ---- everything else ------------------------------------------------------------------
+    def _other(self, method: str, path: str) -> tuple[int, bytes, bytes]:
+        if self._scrape is not None and path == self._options.metrics_path and method == "GET":
+            status, headers, body = self._scrape()
+            return status, body, headers.get("Content-Type", "text/plain").encode()
+        if path == "/v2/health/live" and method == "GET":
+            return 200, b'{"live":true}', JSON
+        if path == "/v2/health/ready" and method == "GET":
+            ready = self._service.ready()
+            return (200 if ready else 503), orjson.dumps({"ready": ready}), JSON
+        target = parse_v2_ready(path) if method == "GET" else None
+        if target is not None:
+            return self._model_ready(*target)
+        return 404, json_codec.encode_error(f"Not found: {method} {path}"), JSON
+
+    def _model_ready(self, name: str, version: int | None) -> tuple[int, bytes, bytes]:
+        if name not in self._service.core.configs:
+            return 404, json_codec.encode_error(f"Model {name} is not configured"), JSON
+        ready = self._service.model_ready(name, version)
+        body = orjson.dumps({"name": name, "ready": ready})
+        return (200 if ready else 503), body, JSON
+
+
+def _proto_json(message: Any) -> bytes:
+    return orjson.dumps(
+        json_format.MessageToDict(
+            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+        )
+    )
+
+
+def _unpack_signature_map(response: Any) -> Any:
+    from tensorflow_serving.apis import get_model_metadata_pb2
+
+    sig_map = get_model_metadata_pb2.SignatureDefMap()
+    response.metadata["signature_def"].Unpack(sig_map)
+    return sig_map
+
+
+def _headers(scope: Scope) -> Mapping[bytes, bytes]:
+    return {k.lower(): v for k, v in scope["headers"]}
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HttpError(499, "Client closed the connection")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HttpError(413, f"Request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise InvalidArgument(f"Request body is not valid gzip: {exc}") from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise HttpError(413, f"Decompressed request body exceeds the limit of {limit} bytes")
+    return out
+
+
+def _preflight(scope: Scope) -> tuple[int, bytes]:
+    origin = _headers(scope).get(b"origin", b"")
+    if origin.startswith((b"http://", b"https://")):
+        return 200, b""
+    error = ServingError("Origin header is missing in CORS preflight", Code.FAILED_PRECONDITION)
+    return http_status(error.code), json_codec.encode_error(error.message)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,76 @@
+"""SavedModelLoader: the Loader the manager drives for one TensorFlow version folder.
+
+Load = read the SavedModel (``runtime.saved_model``), optionally wrap it (the
+batching layer, injected so the runtime does not depend on it), then warm it
+up (injected too: the service layer replays the warm-up records). Any failure
+closes what was opened and raises, so the harness can retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tensorserve.runtime import saved_model
+from tensorserve.servable import Servable
+
+log = logging.getLogger(__name__)
+Wrap = Callable[[Servable, str, int, str], Servable]  # (servable, model, version, path)
+Warm = Callable[[Servable, str, int, str], None]
+LoadObserver = Callable[[str, bool, float], None]  # (path, ok, latency_us)
+
+
+class SavedModelLoader:
+    """Loader protocol (``core/loader.py``); cheap to create, ``load`` does the work."""
+
+    def __init__(
+        self,
+        model: str,
+        version: int,
+        path: str,
+        options: saved_model.RuntimeOptions,
+        wrap: Wrap | None = None,
+        warm: Warm | None = None,
+        on_load: LoadObserver | None = None,
+    ) -> None:
+        self.model, self.version, self.path = model, version, path
+        self._options = options
+        self._wrap = wrap
+        self._warm = warm
+        self._on_load = on_load
+        self._servable: Servable | None = None
+
+    def load(self) -> Any:
+        start = time.perf_counter()
+        log.info("Loading servable: {name: %s version: %d} from %s", self.model, self.version,
+                 self.path)
+        try:
+            servable: Servable = saved_model.load(self.path, self._options)
+            self._record(start, True)
+        except Exception:
+            self._record(start, False)
+            raise
+        try:
+            if self._wrap is not None:
+                servable = self._wrap(servable, self.model, self.version, self.path)
+            if self._warm is not None:
+                self._warm(servable, self.model, self.version, self.path)
+        except Exception:
+            servable.close()
+            raise
+        self._servable = servable
+        log.info("Successfully loaded servable version {name: %s version: %d}", self.model,
+                 self.version)
+        return servable
+
+    def _record(self, start: float, ok: bool) -> None:
+        if self._on_load is not None:
+            self._on_load(self.path, ok, (time.perf_counter() - start) * 1e6)
+
+    def unload(self) -> None:
+        servable, self._servable = self._servable, None
+        if servable is not None:
+            servable.close()
+        log.info("Unloaded servable version {name: %s version: %d}", self.model, self.version)

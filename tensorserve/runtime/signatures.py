@@ -1,0 +1,52 @@
+"""SignatureDef protos -> :class:`SignatureSpec`, and the metadata map."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from tensorflow.core.protobuf import meta_graph_pb2
+from tensorflow_serving.apis import get_model_metadata_pb2
+
+from tensorserve.servable import SignatureSpec, TensorSpec
+
+
+def tensor_spec(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
+    """One ``TensorInfo``; composite (sparse/ragged) tensors keep an empty tensor name."""
+    shape: tuple[int, ...] | None
+    if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
+        shape = None  # an absent shape (old TF1 signatures) means "unknown", not scalar
+    else:
+        shape = tuple(int(d.size) for d in info.tensor_shape.dim)
+    return TensorSpec(tensor_name=info.name, dtype=int(info.dtype), shape=shape)
+
+
+def signature_spec(key: str, sig: meta_graph_pb2.SignatureDef) -> SignatureSpec:
+    """A ``SignatureDef`` reduced to what validation and execution need."""
+    return SignatureSpec(
+        key=key,
+        method_name=sig.method_name,
+        inputs=MappingProxyType({k: tensor_spec(v) for k, v in sig.inputs.items()}),
+        outputs=MappingProxyType({k: tensor_spec(v) for k, v in sig.outputs.items()}),
+        defaults=frozenset(sig.defaults.keys()),
+    )
+
+
+def signature_specs(
+    sigs: Mapping[str, meta_graph_pb2.SignatureDef],
+) -> Mapping[str, SignatureSpec]:
+    """Every signature of a MetaGraphDef, keyed as in the SavedModel."""
+    return MappingProxyType({k: signature_spec(k, v) for k, v in sigs.items()})
+
+
+def signature_def_map_bytes(sigs: Mapping[str, meta_graph_pb2.SignatureDef]) -> bytes:
+    """Serialized ``tensorflow.serving.SignatureDefMap`` as GetModelMetadata returns it.
+
+    Like TF Serving 2.20+, ``defaults`` contents are not returned.
+    """
+    out = get_model_metadata_pb2.SignatureDefMap()
+    for key, sig in sigs.items():
+        copy = out.signature_def[key]
+        copy.CopyFrom(sig)
+        copy.ClearField("defaults")
+    return out.SerializeToString(deterministic=True)

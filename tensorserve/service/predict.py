@@ -1,0 +1,112 @@
+"""Predict: signature selection and input/output validation, protocol-neutral.
+
+Both protocols decode their wire format into a :class:`PredictCall` (numpy
+inputs) and get a :class:`PredictResult` back; everything between is here and
+in ``service/service.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from tensorserve import dtypes
+from tensorserve.core.ids import ServableRequest
+from tensorserve.errors import FailedPrecondition, InvalidArgument
+from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec, TensorSpec
+
+
+@dataclass(frozen=True, slots=True)
+class PredictCall:
+    """A decoded Predict request (gRPC ``PredictRequest`` or REST ``:predict`` body)."""
+
+    model: ServableRequest
+    signature_name: str
+    inputs: Mapping[str, np.ndarray] | Callable[[SignatureSpec], Mapping[str, np.ndarray]]
+    output_filter: Sequence[str] = ()
+
+    def decoded(self, spec: SignatureSpec) -> Mapping[str, np.ndarray]:
+        """The inputs; REST passes a decoder because JSON typing needs the signature."""
+        return self.inputs(spec) if callable(self.inputs) else self.inputs
+
+
+@dataclass(frozen=True, slots=True)
+class PredictResult:
+    """Outputs in signature order (or ``output_filter`` order), with what was resolved."""
+
+    model: str
+    version: int
+    signature_name: str
+    outputs: dict[str, np.ndarray]
+    signature: SignatureSpec
+
+
+def select_signature(servable: Servable, name: str) -> SignatureSpec:
+    """The signature a Predict call names ("" = ``serving_default``)."""
+    key = name or DEFAULT_SIGNATURE
+    spec = servable.signatures.get(key)
+    if spec is None:
+        raise FailedPrecondition(
+            f'Serving signature key "{key}" not found. Available signatures: '
+            f"{sorted(k for k in servable.signatures if not k.startswith('__'))}"
+        )
+    if not spec.outputs:
+        raise FailedPrecondition(f'Serving signature "{key}" has no outputs to compute')
+    return spec
+
+
+def check_inputs(spec: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Validate names, dtypes and shapes against the signature; returns contiguous arrays."""
+    sent, expected = set(inputs), set(spec.inputs)
+    if sent != expected and not (sent < expected and expected - sent <= spec.defaults):
+        raise InvalidArgument(
+            f"input size does not match signature: {len(sent)}!={len(expected)} "
+            f"len({_set(sent)}) != len({_set(expected)}). Sent extra: {_set(sent - expected)}. "
+            f"Missing but required: {_set(expected - sent - spec.defaults)}."
+        )
+    return {k: _check_tensor(k, spec.inputs[k], v) for k, v in inputs.items()}
+
+
+def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
+    want = dtypes.base(spec.dtype)
+    got = dtypes.from_numpy(value.dtype)
+    if got != want:
+        raise InvalidArgument(
+            f"Expects arg '{alias}' to be {dtypes.short_name(want)} but "
+            f"{dtypes.short_name(got)} is provided"
+        )
+    if spec.shape is not None and not _shape_ok(spec.shape, value.shape):
+        raise InvalidArgument(
+            f"Input '{alias}' has shape {list(value.shape)} but the signature expects "
+            f"{list(spec.shape)} (-1 = any size)"
+        )
+    return value if value.flags.c_contiguous else np.ascontiguousarray(value)
+
+
+def _shape_ok(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
+    if len(expected) != len(got):
+        return False
+    return all(e < 0 or e == g for e, g in zip(expected, got, strict=True))
+
+
+def output_keys(spec: SignatureSpec, output_filter: Sequence[str]) -> list[str]:
+    """The aliases to fetch: all (sorted) or the validated ``output_filter``."""
+    if not output_filter:
+        return sorted(spec.outputs)
+    seen: set[str] = set()
+    for alias in output_filter:
+        if alias not in spec.outputs:
+            raise InvalidArgument(
+                f"output tensor alias not found in signature: {alias} Outputs expected to be in"
+                f" the set {_set(spec.outputs)}."
+            )
+        if alias in seen:
+            raise InvalidArgument(f"duplicate output tensor alias in output_filter: {alias}")
+        seen.add(alias)
+    return list(output_filter)
+
+
+def _set(names: object) -> str:
+    return "{" + ",".join(sorted(str(n) for n in names)) + "}"  # type: ignore[attr-defined]

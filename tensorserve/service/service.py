@@ -1,0 +1,409 @@
+"""The one request path: every REST and gRPC call ends up in :class:`Service`.
+
+Protocols decode their wire format into the arguments below and encode what
+comes back; they never touch the manager, servables or TensorFlow. Here each
+call resolves the model (name + version or label), holds the servable for the
+call's length, validates, runs the signature on the compute executor (never
+on the event loop), records metrics once, and raises only ``ServingError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from concurrent.futures import Executor
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+from tensorflow_serving.apis import (
+    classification_pb2,
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    inference_pb2,
+    input_pb2,
+    prediction_log_pb2,
+    regression_pb2,
+)
+
+from tensorserve.core.handle import ServableHandle
+from tensorserve.core.ids import ServableRequest
+from tensorserve.core.server_core import ServerCore
+from tensorserve.errors import (
+    Code,
+    DeadlineExceeded,
+    InvalidArgument,
+    ServingError,
+    Unavailable,
+)
+from tensorserve.service import examples, request_logging
+from tensorserve.service.predict import (
+    PredictCall,
+    PredictResult,
+    check_inputs,
+    output_keys,
+    select_signature,
+)
+from tensorserve.servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    SignatureSpec,
+)
+
+T = TypeVar("T")
+REST = "REST"
+GRPC = "GRPC"
+
+
+class RequestMetrics(Protocol):
+    """What the service records per call (``metrics.registry.Metrics`` implements it)."""
+
+    def record_request(
+        self,
+        model: str,
+        api: str,
+        entrypoint: str,
+        code: Code,
+        latency_us: float,
+        version: int | None = None,
+        signature: str = "",
+    ) -> None: ...
+
+    def record_runtime(self, model: str, api: str, latency_us: float) -> None: ...
+
+    def record_examples(self, model: str, count: int) -> None: ...
+
+
+class RequestLog(Protocol):
+    """Per-model request logging hook (sampled; never blocks, never raises)."""
+
+    def enabled(self, model: str) -> bool: ...
+
+    def log(self, model: str, build: Callable[[], prediction_log_pb2.PredictionLog]) -> None: ...
+
+
+class Service:
+    """Protocol-neutral implementation of PredictionService and ModelService."""
+
+    def __init__(
+        self,
+        core: ServerCore,
+        executor: Executor,
+        metrics: RequestMetrics | None = None,
+        request_log: RequestLog | None = None,
+    ) -> None:
+        self.core = core
+        self._executor = executor
+        self._metrics = metrics
+        self._request_log = request_log
+        self._closed = False
+
+    def close(self) -> None:
+        """Refuse new calls (graceful shutdown); in-flight calls finish."""
+        self._closed = True
+
+    # ---- Predict --------------------------------------------------------------------------
+    async def predict(
+        self, call: PredictCall, entrypoint: str, timeout_s: float | None = None
+    ) -> PredictResult:
+        """Run a Predict."""
+        api = "Predict" if entrypoint == GRPC else "predict"
+
+        async def body(handle: ServableHandle) -> PredictResult:
+            spec = select_signature(handle.servable, call.signature_name)
+            inputs = check_inputs(spec, call.decoded(spec))
+            keys = output_keys(spec, call.output_filter)
+            outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, call.model.name)
+            result = PredictResult(handle.id.name, handle.id.version, spec.key, outputs, spec)
+            if self._logging(handle):
+                self._log(
+                    handle,
+                    lambda: request_logging.predict_log(
+                        handle.id.name,
+                        handle.id.version,
+                        spec.key,
+                        inputs,
+                        call.output_filter,
+                        result,
+                    ),
+                )
+            return result
+
+        return await self._call(call.model, api, entrypoint, body)
+
+    # ---- Classify / Regress ---------------------------------------------------------------
+    async def classify(
+        self,
+        model: ServableRequest,
+        signature_name: str,
+        request_input: input_pb2.Input,
+        entrypoint: str,
+        timeout_s: float | None = None,
+    ) -> tuple[classification_pb2.ClassificationResult, int, str]:
+        """Returns (result, resolved version, resolved signature)."""
+        api = "Classify" if entrypoint == GRPC else "classify"
+
+        async def body(
+            handle: ServableHandle,
+        ) -> tuple[classification_pb2.ClassificationResult, int, str]:
+            spec = _examples_signature(handle, signature_name)
+            result = await self._classify(handle, spec, request_input, timeout_s)
+            self._log_examples("classify", handle, spec.key, request_input, result)
+            return result, handle.id.version, spec.key
+
+        return await self._call(model, api, entrypoint, body)
+
+    async def regress(
+        self,
+        model: ServableRequest,
+        signature_name: str,
+        request_input: input_pb2.Input,
+        entrypoint: str,
+        timeout_s: float | None = None,
+    ) -> tuple[regression_pb2.RegressionResult, int, str]:
+        """Returns (result, resolved version, resolved signature)."""
+        api = "Regress" if entrypoint == GRPC else "regress"
+
+        async def body(
+            handle: ServableHandle,
+        ) -> tuple[regression_pb2.RegressionResult, int, str]:
+            spec = _examples_signature(handle, signature_name)
+            result = await self._regress(handle, spec, request_input, timeout_s)
+            self._log_examples("regress", handle, spec.key, request_input, result)
+            return result, handle.id.version, spec.key
+
+        return await self._call(model, api, entrypoint, body)
+
+    async def _classify(
+        self,
+        handle: ServableHandle,
+        spec: SignatureSpec,
+        request_input: input_pb2.Input,
+        timeout_s: float | None,
+    ) -> classification_pb2.ClassificationResult:
+        in_key, out_keys = examples.check_classify_signature(spec)
+        serialized = examples.serialize_examples(request_input)
+        self._count_examples(handle.id.name, len(serialized))
+        outputs = await self._run(
+            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, handle.id.name
+        )
+        return examples.classification_result(outputs, len(serialized), spec)
+
+    async def _regress(
+        self,
+        handle: ServableHandle,
+        spec: SignatureSpec,
+        request_input: input_pb2.Input,
+        timeout_s: float | None,
+    ) -> regression_pb2.RegressionResult:
+        in_key, out_keys = examples.check_regress_signature(spec)
+        serialized = examples.serialize_examples(request_input)
+        self._count_examples(handle.id.name, len(serialized))
+        outputs = await self._run(
+            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, handle.id.name
+        )
+        return examples.regression_result(outputs, len(serialized), spec)
+
+    # ---- MultiInference -------------------------------------------------------------------
+    async def multi_inference(
+        self,
+        request: inference_pb2.MultiInferenceRequest,
+        entrypoint: str,
+        timeout_s: float | None = None,
+    ) -> inference_pb2.MultiInferenceResponse:
+        """Several classify/regress signatures of one model over the same examples."""
+        model = _multi_inference_model(request)
+
+        async def body(handle: ServableHandle) -> inference_pb2.MultiInferenceResponse:
+            response = inference_pb2.MultiInferenceResponse()
+            seen: set[str] = set()
+            for task in request.tasks:
+                spec = _examples_signature(handle, task.model_spec.signature_name)
+                if spec.key in seen:
+                    raise InvalidArgument(f"Duplicate evaluation of signature: {spec.key}")
+                seen.add(spec.key)
+                await self._multi_task(handle, task, spec, request.input, response, timeout_s)
+            if self._logging(handle):
+                self._log(handle, lambda: request_logging.multi_inference_log(request, response))
+            return response
+
+        return await self._call(model, "MultiInference", entrypoint, body)
+
+    async def _multi_task(
+        self,
+        handle: ServableHandle,
+        task: inference_pb2.InferenceTask,
+        spec: SignatureSpec,
+        request_input: input_pb2.Input,
+        response: inference_pb2.MultiInferenceResponse,
+        timeout_s: float | None,
+    ) -> None:
+        result = response.results.add()
+        result.model_spec.name = handle.id.name
+        result.model_spec.version.value = handle.id.version
+        result.model_spec.signature_name = spec.key
+        if task.method_name == CLASSIFY_METHOD:
+            classified = await self._classify(handle, spec, request_input, timeout_s)
+            result.classification_result.CopyFrom(classified)
+        elif task.method_name == REGRESS_METHOD:
+            regressed = await self._regress(handle, spec, request_input, timeout_s)
+            result.regression_result.CopyFrom(regressed)
+        else:
+            raise InvalidArgument(
+                f"Unsupported signature method_name: {task.method_name!r}; expected "
+                f"{CLASSIFY_METHOD!r} or {REGRESS_METHOD!r}"
+            )
+
+    # ---- metadata and status --------------------------------------------------------------
+    def metadata(
+        self, model: ServableRequest, fields: Sequence[str]
+    ) -> get_model_metadata_pb2.GetModelMetadataResponse:
+        """GetModelMetadata: only ``signature_def`` is supported (as TF Serving)."""
+        if not fields:
+            raise InvalidArgument(
+                "GetModelMetadataRequest must specify at least one metadata_field"
+            )
+        for field in fields:
+            if field != "signature_def":
+                raise InvalidArgument(f"Metadata field {field} is not supported")
+        with self.core.acquire(model) as handle:
+            response = get_model_metadata_pb2.GetModelMetadataResponse()
+            response.model_spec.name = handle.id.name
+            response.model_spec.version.value = handle.id.version
+            sig_map = get_model_metadata_pb2.SignatureDefMap()
+            sig_map.ParseFromString(handle.servable.signature_def_map())
+            response.metadata["signature_def"].Pack(sig_map)
+            return response
+
+    def model_status(
+        self, name: str, version: int | None
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatus: every known version (or one), highest first."""
+        response = get_model_status_pb2.GetModelStatusResponse()
+        for status in self.core.model_status(name, version):
+            entry = response.model_version_status.add()
+            entry.version = status.version
+            entry.state = int(status.state)  # type: ignore[assignment]
+            entry.status.error_code = int(status.error_code)  # type: ignore[assignment]
+            entry.status.error_message = status.error_message
+        return response
+
+    def ready(self) -> bool:
+        """Every configured model has an AVAILABLE version (OIP server readiness)."""
+        return all(self.model_ready(name, None) for name in self.core.model_names())
+
+    def model_ready(self, name: str, version: int | None) -> bool:
+        """``name`` (at ``version``, or any version) is AVAILABLE."""
+        available = self.core.monitor.available(name)
+        return bool(available) if version is None else version in available
+
+    # ---- shared machinery -----------------------------------------------------------------
+    async def _call(
+        self,
+        model: ServableRequest,
+        api: str,
+        entrypoint: str,
+        body: Callable[[ServableHandle], Awaitable[T]],
+    ) -> T:
+        start = time.perf_counter()
+        code = Code.OK
+        version: int | None = None
+        try:
+            if self._closed:
+                raise Unavailable("Server is shutting down")
+            handle = self.core.acquire(model)
+            version = handle.id.version
+            try:
+                return await body(handle)
+            finally:
+                handle.release()
+        except ServingError as exc:
+            code = exc.code
+            raise
+        finally:
+            if self._metrics is not None:
+                latency = (time.perf_counter() - start) * 1e6
+                self._metrics.record_request(model.name, api, entrypoint, code, latency, version)
+
+    async def _run(
+        self,
+        handle: ServableHandle,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        keys: Sequence[str],
+        timeout_s: float | None,
+        model: str,
+    ) -> dict[str, np.ndarray]:
+        """Run on the executor; the servable stays held until the computation ends."""
+        start = time.perf_counter()
+        hold = handle.retain()  # kept until the computation ends, even if this call is cancelled
+        try:
+            future = self._executor.submit(handle.servable.run, signature, inputs, keys, timeout_s)
+        except BaseException:
+            hold.release()
+            raise
+        future.add_done_callback(lambda _f: hold.release())
+        try:
+            async with asyncio.timeout(timeout_s):
+                outputs: dict[str, np.ndarray] = await asyncio.wrap_future(future)
+        except TimeoutError:
+            raise DeadlineExceeded("Deadline Exceeded") from None
+        if self._metrics is not None:
+            self._metrics.record_runtime(model, "Predict", (time.perf_counter() - start) * 1e6)
+        return outputs
+
+    def _logging(self, handle: ServableHandle) -> bool:
+        return self._request_log is not None and self._request_log.enabled(handle.id.name)
+
+    def _log(
+        self, handle: ServableHandle, build: Callable[[], prediction_log_pb2.PredictionLog]
+    ) -> None:
+        if self._request_log is not None:
+            self._request_log.log(handle.id.name, build)
+
+    def _log_examples(
+        self, kind: str, handle: ServableHandle, signature: str, request_input: Any, result: Any
+    ) -> None:
+        if self._logging(handle):
+            name, version = handle.id.name, handle.id.version
+            self._log(
+                handle,
+                lambda: request_logging.examples_log(
+                    kind, name, version, signature, request_input, result
+                ),
+            )
+
+    def _count_examples(self, model: str, count: int) -> None:
+        if self._metrics is not None:
+            self._metrics.record_examples(model, count)
+
+
+def _examples_signature(handle: ServableHandle, name: str) -> SignatureSpec:
+    key = name or DEFAULT_SIGNATURE
+    spec: SignatureSpec | None = handle.servable.signatures.get(key)
+    if spec is None:
+        raise InvalidArgument(f"No signature was found with the name: {key}")
+    return spec
+
+
+def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> ServableRequest:
+    if not request.tasks:
+        raise InvalidArgument("MultiInferenceRequest must contain at least one task")
+    first = request.tasks[0].model_spec
+    for task in request.tasks:
+        if task.model_spec.name != first.name:
+            raise InvalidArgument(
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name"
+            )
+    return request_from_spec(first)
+
+
+def request_from_spec(spec: Any) -> ServableRequest:
+    """A ``tensorflow.serving.ModelSpec`` as a ServableRequest."""
+    choice = spec.WhichOneof("version_choice")
+    if choice == "version":
+        return ServableRequest(spec.name, version=spec.version.value)
+    if choice == "version_label":
+        return ServableRequest(spec.name, label=spec.version_label)
+    return ServableRequest(spec.name)
