@@ -31,8 +31,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check tensorserve tests benchmarks
 	$(VENV)/bin/mypy
 
+BENCH_ARGS ?= --write BENCHMARKS.md
 bench: $(STAMP)
-	$(PY) benchmarks/run.py
+	$(PY) benchmarks/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

@@ -54,10 +54,11 @@ FOREIGN: list[float] = []  # foreign CPU % of every measurement, for the summary
 TENSORSERVE_CMD = [str(MAIN_PY), "-m", "tensorserve"]  # --tensorserve-cmd replaces it
 QUIET_WAIT_S = 15.0  # before each group of measurements, wait this long at most for a quiet VM
 BATCHING_CONFIG = """max_batch_size { value: 64 }
-batch_timeout_micros { value: 1000 }
+batch_timeout_micros { value: 200 }
 max_enqueued_batches { value: 1000 }
 num_batch_threads { value: 2 }
 """
+BATCHING = [BATCHING_CONFIG]  # --batching-config replaces it
 
 
 def say(msg: str) -> None:
@@ -159,6 +160,9 @@ class Model:
 def prepare_model(name: str, x: np.ndarray) -> Model:
     base = MODELS / name
     base.mkdir(parents=True, exist_ok=True)
+    for stale in base.iterdir():  # only version 1 belongs here (the swap builds its own)
+        if stale.name != "1" and stale.is_dir():
+            shutil.rmtree(stale)
     path = bm.build_mlp(base, 1) if name == bm.MLP_NAME else bm.build_big(base, 1)
     ref = bm.run_signature(path, x)
     sig = bm.signature_keys(path)
@@ -253,7 +257,7 @@ def make_tensorserve(
     label = "tensorserve"
     if batching:
         cfg = BENCH / "batching.config"
-        cfg.write_text(BATCHING_CONFIG)
+        cfg.write_text(BATCHING[0])
         cmd += ["--enable_batching", f"--batching_parameters_file={cfg}"]
         label = "tensorserve (batching)"
     s = Server("tensorserve", label, cmd, LOGS / f"tensorserve-{tag}.log", rest, grpc_port)
@@ -544,7 +548,9 @@ def run_swap(cfg: Config, m: Model, rows: list[Row], details: list[str]) -> None
     if base.exists():
         shutil.rmtree(base)
     base.mkdir(parents=True)
-    versions = {v: bm.build_mlp(m.base, v) for v in (1, 2, 3)}
+    src = MODELS / "mlp-swap-versions"
+    src.mkdir(parents=True, exist_ok=True)
+    versions = {1: m.version_path, **{v: bm.build_mlp(src, v) for v in (2, 3)}}
     refs = {v: bm.run_signature(p, m.x) for v, p in versions.items()}
     shutil.copytree(versions[1], base / "1")
     s, ep = make_tensorserve(m, "swap", base=base)
@@ -892,7 +898,6 @@ METHOD = [
     "`.tolist()` out, uvicorn[standard], access log off. KServe: custom kserve.Model, V1 "
     "protocol, latency and uvicorn logging off (its faster setting). MLServer: custom MLModel "
     "runtime, V2 JSON, parallel_workers 0 (its faster setting for a light model), uvloop<0.22.",
-    "tensorserve batching: " + BATCHING_CONFIG.replace("\n", " ").strip() + ".",
     "Version swap: a new version directory is renamed into the base path during a 16-connection "
     "h2load run; 'during' = requests started from the copy until the old version is unloaded "
     "+0.5 s, 'steady' = requests before it.",
@@ -909,6 +914,7 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--write", type=Path, default=None, help="write the markdown report here")
     p.add_argument("--render", type=Path, default=None, help="only re-render a results.json")
     p.add_argument("--skip-setup", action="store_true")
+    p.add_argument("--batching-config", type=Path, default=None, help="BatchingParameters file")
     p.add_argument(
         "--tensorserve-cmd",
         default="",
@@ -937,6 +943,8 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
 
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse_args(argv)
+    if args.batching_config:
+        BATCHING[0] = args.batching_config.read_text()
     if args.tensorserve_cmd:
         TENSORSERVE_CMD[:] = args.tensorserve_cmd.split()
     out_json = BENCH / "results.json"
@@ -993,7 +1001,12 @@ def bench(cfg: Config, args: argparse.Namespace) -> Results:
         "rounds": cfg.rounds,
         "seconds": cfg.seconds,
         "machine": machine(),
-        "method": METHOD,
+        "method": [
+            *METHOD,
+            "tensorserve batching (--enable_batching --batching_parameters_file): "
+            + " ".join(BATCHING[0].split())
+            + "; tensorserve runs with its defaults otherwise (access log off).",
+        ],
         "args": sys.argv[1:],
     }
     return Results(meta=meta, rows=rows, checks=checks, details=details)

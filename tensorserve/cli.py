@@ -36,12 +36,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
     for f in option_fields():
-        kind = f.type if isinstance(f.type, type) else {"int": int, "str": str, "bool": bool,
-                                                         "float": float}[str(f.type)]
+        kind = (
+            f.type
+            if isinstance(f.type, type)
+            else {"int": int, "str": str, "bool": bool, "float": float}[str(f.type)]
+        )
         help_text = f"{f.metadata['help']} (default: {f.default})"
         if kind is bool:
-            parser.add_argument(f"--{f.name}", type=_bool, nargs="?", const=True,
-                                default=f.default, help=help_text, metavar="true|false")
+            parser.add_argument(
+                f"--{f.name}",
+                type=_bool,
+                nargs="?",
+                const=True,
+                default=f.default,
+                help=help_text,
+                metavar="true|false",
+            )
         else:
             parser.add_argument(f"--{f.name}", type=kind, default=f.default, help=help_text)
     return parser
@@ -61,20 +71,26 @@ def parse_args(argv: Sequence[str]) -> ServerOptions | None:
 def validate(options: ServerOptions) -> None:
     """Start-up checks TF Serving makes, with messages that name the problem."""
     if not options.model_config_file and not options.model_base_path:
-        raise CliError("Both --model_config_file and --model_base_path are empty! "
-                       "Give one of them.")
+        raise CliError(
+            "Both --model_config_file and --model_base_path are empty! Give one of them."
+        )
     if options.port == 0 and not options.grpc_socket_path and options.rest_api_port == 0:
-        raise CliError("Nothing to serve on: --port is 0 and no --grpc_socket_path or "
-                       "--rest_api_port is set")
+        raise CliError(
+            "Nothing to serve on: --port is 0 and no --grpc_socket_path or --rest_api_port is set"
+        )
     if options.rest_api_port and options.rest_api_port == options.port:
         raise CliError(f"--rest_api_port ({options.rest_api_port}) must differ from --port")
     if options.batching_parameters_file and not options.enable_batching:
         raise CliError("--batching_parameters_file is set but --enable_batching is not")
-    parallel = (options.tensorflow_session_parallelism, options.tensorflow_intra_op_parallelism,
-                options.tensorflow_inter_op_parallelism)
+    parallel = (
+        options.tensorflow_session_parallelism,
+        options.tensorflow_intra_op_parallelism,
+        options.tensorflow_inter_op_parallelism,
+    )
     if all(p > 0 for p in parallel):
-        raise CliError("Set either --tensorflow_session_parallelism or the intra/inter-op flags, "
-                       "not all three")
+        raise CliError(
+            "Set either --tensorflow_session_parallelism or the intra/inter-op flags, not all three"
+        )
     if options.version_swap_policy not in ("availability_preserving", "resource_preserving"):
         raise CliError(f"--version_swap_policy: unknown policy '{options.version_swap_policy}'")
     if options.log_format not in ("text", "json"):

@@ -35,8 +35,8 @@ def usage(rest_port: int) -> str:
             "Demo models: mlp (784 -> 10 softmax) and half_plus_two (predict/classify/regress).",
             "Try, once the server says it is ready:",
             f"  curl -s -d '{{\"instances\": [1.0, 2.0, 5.0]}}' {url}/half_plus_two:predict",
-            f"  curl -s -d '{{\"signature_name\": \"classify_x_to_y\", \"examples\": "
-            f"[{{\"x\": 2.0}}]}}' {url}/half_plus_two:classify",
+            f'  curl -s -d \'{{"signature_name": "classify_x_to_y", "examples": '
+            f'[{{"x": 2.0}}]}}\' {url}/half_plus_two:classify',
             f"  curl -s {url}/mlp/metadata",
             f"  curl -s {url}",
             "",

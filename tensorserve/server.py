@@ -16,10 +16,12 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from google.protobuf import text_format
 
@@ -90,9 +92,14 @@ def load_settings(options: ServerOptions) -> Settings:
             runtime=_runtime(options),
             channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
         )
-    except (ModelConfigError, batching_config.BatchingConfigError,
-            monitoring.MonitoringConfigError, GrpcConfigError, OSError,
-            text_format.ParseError) as exc:
+    except (
+        ModelConfigError,
+        batching_config.BatchingConfigError,
+        monitoring.MonitoringConfigError,
+        GrpcConfigError,
+        OSError,
+        text_format.ParseError,
+    ) as exc:
         raise StartupError(str(exc)) from exc
 
 
@@ -126,8 +133,9 @@ def _tls(path: str) -> TlsConfig | None:
             raise StartupError(f"Invalid --ssl_config_file {path}: {exc}") from exc
     if not message.server_key or not message.server_cert:
         raise StartupError(f"--ssl_config_file {path}: server_key and server_cert are required")
-    return TlsConfig(message.server_key, message.server_cert, message.custom_ca,
-                     message.client_verify)
+    return TlsConfig(
+        message.server_key, message.server_cert, message.custom_ca, message.client_verify
+    )
 
 
 def _runtime(options: ServerOptions) -> saved_model.RuntimeOptions:
@@ -158,32 +166,41 @@ class ModelServer:
         self.monitor.add_listener(self._on_state)
         loads = options.num_load_threads or max(2, os.cpu_count() or 1)
         self._load_pool = ThreadPoolExecutor(loads, thread_name_prefix="load")
-        self._unload_pool = ThreadPoolExecutor(max(1, options.num_unload_threads),
-                                               thread_name_prefix="unload")
+        self._unload_pool = ThreadPoolExecutor(
+            max(1, options.num_unload_threads), thread_name_prefix="unload"
+        )
         workers = max(options.rest_api_num_threads, options.grpc_max_threads)
         if settings.batching is not None:
             workers = max(workers, min(1024, 2 * settings.batching.max_batch_size))
         self._compute = ThreadPoolExecutor(workers, thread_name_prefix="compute")
         self.manager = AspiredVersionsManager(
-            self.monitor, self._load_pool, self._unload_pool,
+            self.monitor,
+            self._load_pool,
+            self._unload_pool,
             policy=POLICIES[options.version_swap_policy],
             max_load_retries=options.max_num_load_retries,
             load_retry_interval_s=max(0, options.load_retry_interval_micros) / 1e6,
         )
         self.core = ServerCore(
-            self.manager, self.monitor, self._make_loader,
+            self.manager,
+            self.monitor,
+            self._make_loader,
             allow_labels_for_unavailable=options.allow_version_labels_for_unavailable_models,
         )
         self.source = FileSystemSource(
-            filesystem_for, self.core.on_aspired,
+            filesystem_for,
+            self.core.on_aspired,
             require_stable=options.file_system_poll_wait_seconds > 0,
         )
         self.core.attach_source(self.source)
         self.request_logging = RequestLogging(self.metrics)
         self.service = Service(self.core, self._compute, self.metrics, self.request_logging)
         self.warmup = Warmup(
-            options.enable_model_warmup, options.num_request_iterations_for_warmup,
-            options.enable_synthetic_warmup, settings.batching, self.metrics,
+            options.enable_model_warmup,
+            options.num_request_iterations_for_warmup,
+            options.enable_synthetic_warmup,
+            settings.batching,
+            self.metrics,
         )
         self._scheduler: SharedBatchScheduler | None = None
         if settings.batching is not None:
@@ -196,7 +213,10 @@ class ModelServer:
     # ---- loaders --------------------------------------------------------------------------
     def _make_loader(self, config: ModelConfig, version: int, path: str) -> SavedModelLoader:
         return SavedModelLoader(
-            config.name, version, path, self.settings.runtime,
+            config.name,
+            version,
+            path,
+            self.settings.runtime,
             wrap=self._wrap if self._scheduler is not None else None,
             warm=self.warmup.warm,
             on_load=self.metrics.record_load,
@@ -209,13 +229,22 @@ class ModelServer:
             per_model = os.path.join(path, "batching_params.pbtxt")
             if os.path.exists(per_model):
                 options = batching_config.load_batching_file(per_model)
-        return BatchingServable(servable, self._scheduler, options, model, version,
-                                observer=BatchingMetrics(self.metrics))
+        return BatchingServable(
+            servable,
+            self._scheduler,
+            options,
+            model,
+            version,
+            observer=BatchingMetrics(self.metrics),
+        )
 
     def _on_state(self, event: StateEvent) -> None:
         self.metrics.set_model_state(event.id.name, event.id.version, event.state.name)
-        fields: dict[str, object] = {"model": event.id.name, "version": event.id.version,
-                                     "state": event.state.name}
+        fields: dict[str, object] = {
+            "model": event.id.name,
+            "version": event.id.version,
+            "state": event.state.name,
+        }
         if event.error is not None:
             fields["error"] = event.error.message
         level = logging.ERROR if event.error is not None else logging.INFO
@@ -275,9 +304,7 @@ class ModelServer:
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         self.start_lifecycle()
-        initial = asyncio.get_running_loop().run_in_executor(
-            None, self._initial_load
-        )
+        initial = asyncio.get_running_loop().run_in_executor(None, self._initial_load)
         if self.options.wait_for_initial_models:
             await initial
         uvicorn_server = await self._start_protocols()
@@ -304,8 +331,11 @@ class ModelServer:
         if opts.port or opts.grpc_socket_path:
             self.grpc = GrpcServer(
                 GrpcOptions(
-                    port=opts.port, host=opts.bind_address, socket_path=opts.grpc_socket_path,
-                    channel_arguments=settings.channel_arguments, tls=settings.tls,
+                    port=opts.port,
+                    host=opts.bind_address,
+                    socket_path=opts.grpc_socket_path,
+                    channel_arguments=settings.channel_arguments,
+                    tls=settings.tls,
                     enable_health=opts.enable_grpc_healthcheck_service,
                     tensor_content_outputs=opts.enable_serialization_as_tensor_content,
                 ),
@@ -326,7 +356,8 @@ class ModelServer:
         app = RestApp(
             self.service,
             RestOptions(
-                timeout_s=opts.rest_api_timeout_in_ms / 1000 if opts.rest_api_timeout_in_ms > 0
+                timeout_s=opts.rest_api_timeout_in_ms / 1000
+                if opts.rest_api_timeout_in_ms > 0
                 else None,
                 enable_cors=opts.rest_api_enable_cors_support,
                 max_body_bytes=opts.rest_api_max_body_bytes,
@@ -336,12 +367,19 @@ class ModelServer:
             access_log=logs.access_log if opts.access_log else None,
         )
         config = uvicorn.Config(
-            app, host=opts.bind_address, port=opts.rest_api_port, http="httptools",
-            lifespan="off", access_log=False, log_config=None, server_header=False,
-            timeout_graceful_shutdown=opts.shutdown_grace_seconds, **self._rest_tls(),
+            app,
+            host=opts.bind_address,
+            port=opts.rest_api_port,
+            http="httptools",
+            lifespan="off",
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            timeout_graceful_shutdown=max(1, int(opts.shutdown_grace_seconds)),
+            **self._rest_tls(),
         )
         server = uvicorn.Server(config)
-        task = asyncio.create_task(server._serve())  # noqa: SLF001  (we own signal handling)
+        task = asyncio.create_task(server._serve())
         while not server.started:
             if task.done():
                 task.result()
@@ -353,7 +391,7 @@ class ModelServer:
         self._rest_task = task
         return server
 
-    def _rest_tls(self) -> dict[str, object]:
+    def _rest_tls(self) -> dict[str, Any]:
         tls = self.settings.tls
         if tls is None:
             return {}
@@ -361,14 +399,17 @@ class ModelServer:
 
         folder = tempfile.mkdtemp(prefix="tensorserve-tls-")
         files = {}
-        for name, pem in (("key", tls.server_key), ("cert", tls.server_cert),
-                          ("ca", tls.custom_ca)):
+        for name, pem in (
+            ("key", tls.server_key),
+            ("cert", tls.server_cert),
+            ("ca", tls.custom_ca),
+        ):
             if pem:
                 path = os.path.join(folder, f"{name}.pem")
                 with open(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
                     fh.write(pem)
                 files[name] = path
-        extra: dict[str, object] = {"ssl_keyfile": files["key"], "ssl_certfile": files["cert"]}
+        extra: dict[str, Any] = {"ssl_keyfile": files["key"], "ssl_certfile": files["cert"]}
         if "ca" in files:
             extra["ssl_ca_certs"] = files["ca"]
         if tls.client_verify:
@@ -377,8 +418,12 @@ class ModelServer:
 
     def _print_ready(self) -> None:
         grpc_port = self.grpc.bound_port if self.grpc else 0
-        log.info("tensorserve ready: gRPC port %d, REST port %d, models %s",
-                 grpc_port, self.rest_port, ", ".join(self.core.model_names()))
+        log.info(
+            "tensorserve ready: gRPC port %d, REST port %d, models %s",
+            grpc_port,
+            self.rest_port,
+            ", ".join(self.core.model_names()),
+        )
 
     async def _shutdown(self, uvicorn_server: object | None) -> None:
         log.info("Shutting down: finishing in-flight requests")
@@ -397,7 +442,9 @@ class ModelServer:
     def unload_all(self, timeout_s: float) -> None:
         """Unload every model and stop the lifecycle threads."""
         self.source.set_models([])
-        self.monitor.wait_until(self.manager.idle, timeout_s)
+        deadline = time.monotonic() + timeout_s
+        while not self.manager.idle() and time.monotonic() < deadline:
+            self.monitor.wait_until(self.manager.idle, 0.05)
         self._stop.set()
         self.manager.wake()
         for thread in self._threads:

@@ -236,6 +236,11 @@ class BatchingServable:
         queue.schedule(request)
         return request.wait()
 
+    def num_enqueued_tasks(self, signature: str) -> int:
+        """Tasks waiting in ``signature``'s queue (0 for an unknown signature)."""
+        queue = self._queues.get(signature)
+        return queue.num_enqueued_tasks if queue is not None else 0
+
     def close(self) -> None:
         """Drain and remove the queues, then close the inner servable."""
         for queue in self._queues.values():

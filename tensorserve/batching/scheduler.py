@@ -63,7 +63,8 @@ class BatchObserver(Protocol):
         ...
 
     def on_queue_depth(self, model: str, signature: str, depth: int) -> None:
-        """Tasks now waiting in a queue (after an enqueue or a dequeue)."""
+        """Tasks now waiting in a queue, after an enqueue or a dequeue. Reported outside
+        the scheduler lock, so concurrent reports may arrive out of order."""
         ...
 
 
@@ -273,6 +274,7 @@ class BatchQueue(Generic[T]):
             if live:
                 self._in_flight += 1
                 return live
+            self._notify_if_drained_locked()
         return None
 
     def _pop_ready_locked(self, now: float) -> _Batch[T] | None:
@@ -298,6 +300,9 @@ class BatchQueue(Generic[T]):
 
     def _finish_locked(self) -> None:
         self._in_flight -= 1
+        self._notify_if_drained_locked()
+
+    def _notify_if_drained_locked(self) -> None:
         if self._closed and self._drained_locked():
             self._scheduler._idle.notify_all()
 

@@ -17,6 +17,8 @@ from typing import Literal
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from tensorserve.config.logging_config import LoggingConfigError, parse_logging_config
+
 PolicyKind = Literal["latest", "all", "specific"]
 PLATFORM = "tensorflow"
 
@@ -62,7 +64,9 @@ def parse_model_server_config(text: str, source: str = "model config") -> tuple[
     try:
         text_format.Parse(text, message)
     except text_format.ParseError as exc:
-        raise ModelConfigError(f"Invalid {source}: not a valid ModelServerConfig text proto: {exc}")
+        raise ModelConfigError(
+            f"Invalid {source}: not a valid ModelServerConfig text proto: {exc}"
+        ) from exc
     return from_proto(message, source)
 
 
@@ -115,6 +119,10 @@ def _model(proto: model_server_config_pb2.ModelConfig, source: str) -> ModelConf
         else b"",
     )
     _check_model(config, where)
+    try:
+        parse_logging_config(config.logging_config)
+    except LoggingConfigError as exc:
+        raise ModelConfigError(f"Invalid {where}: logging_config: {exc}") from exc
     return config
 
 

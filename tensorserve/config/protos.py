@@ -14,7 +14,7 @@ import functools
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf import wrappers_pb2 as _wrappers  # noqa: F401  (registers wrappers.proto)
+from google.protobuf import wrappers_pb2 as _wrappers
 
 _F = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tensorflow.serving"
@@ -43,7 +43,9 @@ def _file(name: str, deps: list[str]) -> descriptor_pb2.FileDescriptorProto:
 def _batching_file() -> descriptor_pb2.FileDescriptorProto:
     fdp = _file("tensorserve/batching_parameters.proto", ["google/protobuf/wrappers.proto"])
     msg = fdp.message_type.add(name="BatchingParameters")
-    i64, s, b = ".google.protobuf.Int64Value", ".google.protobuf.StringValue", ".google.protobuf.BoolValue"
+    i64 = ".google.protobuf.Int64Value"
+    s = ".google.protobuf.StringValue"
+    b = ".google.protobuf.BoolValue"
     _field(msg, "max_batch_size", 1, _F.TYPE_MESSAGE, i64)
     _field(msg, "batch_timeout_micros", 2, _F.TYPE_MESSAGE, i64)
     _field(msg, "max_enqueued_batches", 3, _F.TYPE_MESSAGE, i64)
@@ -92,16 +94,16 @@ def message_class(name: str) -> Any:
     return message_factory.GetMessageClass(_pool().FindMessageTypeByName(f"{_PACKAGE}.{name}"))
 
 
-def BatchingParameters() -> Any:  # noqa: N802  (reads like the proto constructor)
+def BatchingParameters() -> Any:
     """A new, empty ``tensorflow.serving.BatchingParameters``."""
     return message_class("BatchingParameters")()
 
 
-def SSLConfig() -> Any:  # noqa: N802
+def SSLConfig() -> Any:
     """A new, empty ``tensorflow.serving.SSLConfig``."""
     return message_class("SSLConfig")()
 
 
-def MonitoringConfig() -> Any:  # noqa: N802
+def MonitoringConfig() -> Any:
     """A new, empty ``tensorflow.serving.MonitoringConfig``."""
     return message_class("MonitoringConfig")()

@@ -13,6 +13,7 @@ to zero, so no request ever fails because of a swap.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -194,7 +195,7 @@ class AspiredVersionsManager:
         for harness in list(stream.values()):
             if harness.state is H.QUIESCING and harness.inflight == 0:
                 harness.state = H.UNLOADING
-                jobs.append((self._unload_executor, lambda h=harness: self._unload(h)))
+                jobs.append((self._unload_executor, functools.partial(self._unload, harness)))
             elif not harness.aspired and harness.state in (H.NEW, H.ERROR, H.DISABLED):
                 del stream[harness.id.version]
                 if harness.state is H.NEW:
@@ -206,7 +207,7 @@ class AspiredVersionsManager:
                 harness.state = H.LOADING
                 if harness.attempts == 0:
                     events.append(StateEvent(harness.id, ManagerState.LOADING))
-                jobs.append((self._load_executor, lambda h=harness: self._load(h)))
+                jobs.append((self._load_executor, functools.partial(self._load, harness)))
             else:
                 harness.state = H.QUIESCING
                 self._ready[name].remove(harness)

@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
+from typing import Protocol
 
 from tensorserve.config.model_config import ModelConfig
 from tensorserve.core.handle import ServableHandle
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 LoaderFactory = Callable[[ModelConfig, int, str], Loader]
 
 
-class ModelSource:
+class ModelSource(Protocol):
     """What ServerCore needs from a source (``sources.filesystem.FileSystemSource``)."""
 
     def set_models(self, configs: Sequence[ModelConfig]) -> None: ...

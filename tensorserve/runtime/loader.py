@@ -44,8 +44,9 @@ class SavedModelLoader:
 
     def load(self) -> Any:
         start = time.perf_counter()
-        log.info("Loading servable: {name: %s version: %d} from %s", self.model, self.version,
-                 self.path)
+        log.info(
+            "Loading servable: {name: %s version: %d} from %s", self.model, self.version, self.path
+        )
         try:
             servable: Servable = saved_model.load(self.path, self._options)
             self._record(start, True)
@@ -61,8 +62,9 @@ class SavedModelLoader:
             servable.close()
             raise
         self._servable = servable
-        log.info("Successfully loaded servable version {name: %s version: %d}", self.model,
-                 self.version)
+        log.info(
+            "Successfully loaded servable version {name: %s version: %d}", self.model, self.version
+        )
         return servable
 
     def _record(self, start: float, ok: bool) -> None:

@@ -169,7 +169,7 @@ class SessionServable(_BaseServable):
         fn = self._callable(signature, feed_keys, tuple(output_keys))
         try:
             values = fn(*[inputs[k] for k in feed_keys])
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise to_serving_error(exc) from exc
         return {k: np.asarray(v) for k, v in zip(output_keys, values, strict=True)}
 
@@ -183,8 +183,8 @@ class SessionServable(_BaseServable):
             options.fetch.extend(spec.outputs[k].tensor_name for k in fetches)
             with self._lock:
                 try:
-                    fn = self._session._make_callable_from_options(options)  # noqa: SLF001
-                except Exception as exc:  # noqa: BLE001
+                    fn = self._session._make_callable_from_options(options)
+                except Exception as exc:
                     raise to_serving_error(exc) from exc
                 self._callables[key] = fn
         return fn
@@ -204,8 +204,11 @@ def _restore_object_variables(
     uninitialized handle is filled from the checkpoint key of the object that
     owns it; anything left uninitialized raises ``_VariablesNotRestored``.
     """
-    handles = {op.get_attr("shared_name").decode(): op.outputs[0]
-               for op in graph.get_operations() if op.type == "VarHandleOp"}
+    handles = {
+        op.get_attr("shared_name").decode(): op.outputs[0]
+        for op in graph.get_operations()
+        if op.type == "VarHandleOp"
+    }
     if not handles:
         return
     names = list(handles)
@@ -217,8 +220,9 @@ def _restore_object_variables(
     assigns = []
     for name, key in _variable_keys(meta).items():
         if name in missing and reader.has_tensor(key):
-            assigns.append(tf.raw_ops.AssignVariableOp(
-                resource=handles[name], value=reader.get_tensor(key)))
+            assigns.append(
+                tf.raw_ops.AssignVariableOp(resource=handles[name], value=reader.get_tensor(key))
+            )
             missing.discard(name)
     if missing:
         raise _VariablesNotRestored(", ".join(sorted(missing)))
@@ -234,8 +238,8 @@ def _variable_keys(meta: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
         node = queue.pop(0)
         for child in nodes[node].children:
             if child.node_id not in paths:
-                prefix = paths[node]
-                paths[child.node_id] = f"{prefix}/{child.local_name}" if prefix else child.local_name
+                parent = paths[node]
+                paths[child.node_id] = f"{parent}/{child.local_name}".lstrip("/")
                 queue.append(child.node_id)
     keys = {}
     for node_id, node_path in paths.items():

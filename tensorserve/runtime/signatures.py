@@ -49,4 +49,5 @@ def signature_def_map_bytes(sigs: Mapping[str, meta_graph_pb2.SignatureDef]) -> 
         copy = out.signature_def[key]
         copy.CopyFrom(sig)
         copy.ClearField("defaults")
-    return out.SerializeToString(deterministic=True)
+    data: bytes = out.SerializeToString(deterministic=True)
+    return data

@@ -36,6 +36,12 @@ from tensorserve.errors import (
     ServingError,
     Unavailable,
 )
+from tensorserve.servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    SignatureSpec,
+)
 from tensorserve.service import examples, request_logging
 from tensorserve.service.predict import (
     PredictCall,
@@ -43,12 +49,6 @@ from tensorserve.service.predict import (
     check_inputs,
     output_keys,
     select_signature,
-)
-from tensorserve.servable import (
-    CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
-    REGRESS_METHOD,
-    SignatureSpec,
 )
 
 T = TypeVar("T")

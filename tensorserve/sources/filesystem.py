@@ -41,7 +41,7 @@ class FileSystem(Protocol):
     def join(self, *parts: str) -> str: ...
 
     def fingerprint(self, path: str) -> tuple[Fingerprint, float]:
-        """Every file below ``path`` as (relative path, size, mtime_ns), and the newest mtime (s)."""
+        """Files below ``path`` as (relative path, size, mtime_ns), and the newest mtime (s)."""
         ...
 
 

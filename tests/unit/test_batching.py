@@ -122,7 +122,7 @@ class Recorder:
     def __init__(self) -> None:
         self.batches: list[tuple[str, str, tuple[int, ...], int, int]] = []
         self.latencies: list[tuple[str, float]] = []
-        self._depth = 0
+        self.depths: list[int] = []
         self._cond = threading.Condition()
 
     def on_batch(
@@ -135,12 +135,13 @@ class Recorder:
 
     def on_queue_depth(self, model: str, signature: str, depth: int) -> None:
         with self._cond:
-            self._depth = depth
+            self.depths.append(depth)
             self._cond.notify_all()
 
-    def wait_depth(self, depth: int) -> None:
+    def wait_for(self, predicate: Callable[[], bool]) -> None:
+        """Re-check ``predicate`` after every depth report (reports may arrive out of order)."""
         with self._cond:
-            assert self._cond.wait_for(lambda: self._depth == depth, SAFETY_S)
+            assert self._cond.wait_for(predicate, SAFETY_S)
 
 
 def request(ids: Sequence[int], width: int = 3) -> dict[str, np.ndarray]:
@@ -187,6 +188,10 @@ class Env:
         self.made.append(made)
         return made
 
+    def wait_queued(self, servable: BatchingServable, count: int) -> None:
+        """Until ``count`` tasks wait in the signature's queue (checked on each report)."""
+        self.observer.wait_for(lambda: servable.num_enqueued_tasks(SIG) == count)
+
     def block_thread(self, servable: BatchingServable) -> Caller:
         """Occupy the only batch thread with a 1-row request (id -1) held in the inner run."""
         self.inner.hold()
@@ -230,7 +235,7 @@ def test_concurrent_requests_are_batched_and_answered_exactly(env: Env) -> None:
     threads = [threading.Thread(target=lambda i=i: results.update({i: fire(i)})) for i in range(32)]
     for thread in threads:
         thread.start()
-    env.observer.wait_depth(32)
+    env.wait_queued(servable, 32)
     env.inner.release()
     for thread in threads:
         thread.join(SAFETY_S)
@@ -249,7 +254,7 @@ def test_batches_are_filled_in_arrival_order(env: Env) -> None:
     callers = []
     for n, ids in enumerate(([1, 2], [3], [4, 5], [6])):
         callers.append(Caller(servable, request(ids)))
-        env.observer.wait_depth(n + 1)
+        env.wait_queued(servable, n + 1)
     env.inner.release()
     for caller, ids in zip(callers, ([1, 2], [3], [4, 5], [6]), strict=True):
         assert_answers(caller.join(), request(ids))
@@ -264,7 +269,7 @@ def test_full_queue_is_unavailable_with_tf_message(env: Env) -> None:
     servable = env.servable(max_batch_size=4, max_enqueued_batches=1)
     blocker = env.block_thread(servable)
     waiting = Caller(servable, request([1, 2, 3]))
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     with pytest.raises(Unavailable) as info:
         servable.run(SIG, request([4, 5]), ["y"])
     assert str(info.value) == (
@@ -284,9 +289,9 @@ def test_task_that_fits_the_open_batch_is_accepted_when_bound_reached(env: Env) 
     servable = env.servable(max_batch_size=4, max_enqueued_batches=1)
     blocker = env.block_thread(servable)
     first = Caller(servable, request([1, 2]))
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     second = Caller(servable, request([3, 4]))
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     env.inner.release()
     blocker.join()
     assert_answers(first.join(), request([1, 2]))
@@ -311,9 +316,9 @@ def test_large_batch_splitting_reassembles(env: Env) -> None:
     )
     blocker = env.block_thread(servable)
     small = Caller(servable, request([1, 2, 3]))
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     big = Caller(servable, request(range(10, 17)))
-    env.observer.wait_depth(4)
+    env.wait_queued(servable, 4)
     env.inner.release()
     blocker.join()
     assert_answers(small.join(), request([1, 2, 3]))
@@ -334,7 +339,7 @@ def test_split_task_over_capacity_is_unavailable(env: Env) -> None:
     )
     blocker = env.block_thread(servable)
     waiting = Caller(servable, request([1]))
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     with pytest.raises(Unavailable) as info:
         servable.run(SIG, request(range(10, 18)), ["y"])
     assert str(info.value) == (
@@ -367,9 +372,9 @@ def test_batches_are_padded_to_allowed_sizes(env: Env) -> None:
     servable = env.servable(max_batch_size=8, allowed_batch_sizes=(2, 4, 8))
     blocker = env.block_thread(servable)
     first = Caller(servable, request([1]))
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     second = Caller(servable, request([2, 3]))
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     env.inner.release()
     blocker.join()
     assert_answers(first.join(), request([1]))
@@ -405,9 +410,9 @@ def test_variable_length_inputs_are_padded_with_each_tasks_first_element(env: En
     a = {"x": np.array([[5.0, 6.0]], np.float32), "id": np.array([1])}
     b = {"x": np.array([[7.0, 8.0, 9.0], [1.0, 2.0, 3.0]], np.float32), "id": np.array([2, 3])}
     first = Caller(servable, a, output_keys=["echo"])
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     second = Caller(servable, b, output_keys=["echo"])
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     env.inner.release()
     blocker.join()
     np.testing.assert_array_equal(first.join()["echo"], [[5.0, 6.0, 5.0]])
@@ -458,7 +463,7 @@ def test_different_inner_shapes_go_to_different_batches(env: Env) -> None:
     callers = []
     for n, (ids, width) in enumerate(shapes):
         callers.append(Caller(servable, request(ids, width)))
-        env.observer.wait_depth(n + 1)
+        env.wait_queued(servable, n + 1)
     env.inner.release()
     blocker.join()
     for caller, (ids, width) in zip(callers, shapes, strict=True):
@@ -486,9 +491,9 @@ def test_full_batch_does_not_wait_for_timeout(env: Env) -> None:
 def test_close_flushes_pending_batches_without_waiting(env: Env) -> None:
     servable = env.servable(max_batch_size=100, batch_timeout_micros=60_000_000)
     callers = [Caller(servable, request([1]))]
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     callers.append(Caller(servable, request([2, 3])))
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     servable.close()
     for caller, ids in zip(callers, ([1], [2, 3]), strict=True):
         assert_answers(caller.join(), request(ids))
@@ -508,7 +513,7 @@ def test_inner_error_reaches_every_task_of_the_batch(env: Env) -> None:
     callers = []
     for n in range(3):
         callers.append(Caller(servable, request([n])))
-        env.observer.wait_depth(n + 1)
+        env.wait_queued(servable, n + 1)
     env.inner.release()
     errors = []
     for caller in [blocker, *callers]:
@@ -545,7 +550,7 @@ def test_unbatched_outputs_fail_the_batch(env: Env, output: np.ndarray, message:
 
 def test_unequal_dim0_is_invalid(env: Env) -> None:
     servable = env.servable()
-    inputs = {"x": np.zeros((2, 3), np.float32), "id": np.zeros(3, np.int64)}
+    inputs: dict[str, np.ndarray] = {"x": np.zeros((2, 3), np.float32), "id": np.zeros(3, np.int64)}
     with pytest.raises(InvalidArgument) as info:
         servable.run(SIG, inputs, ["y"])
     assert str(info.value) == "Batching Run() input tensors must have equal 0th-dimension size"
@@ -555,9 +560,9 @@ def test_output_keys_union_and_subsets(env: Env) -> None:
     servable = env.servable(max_batch_size=8)
     blocker = env.block_thread(servable)
     y_only = Caller(servable, request([1]), output_keys=["y"])
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     z_only = Caller(servable, request([2]), output_keys=["z"])
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     env.inner.release()
     blocker.join()
     assert_answers(y_only.join(), request([1]))
@@ -569,14 +574,14 @@ def test_output_keys_union_and_subsets(env: Env) -> None:
 def test_unbatchable_requests_run_directly(env: Env) -> None:
     env.inner.fn = echo
     servable = env.servable()
-    scalar = {"x": np.float32(3.0), "id": np.int64(1)}
+    scalar: dict[str, np.ndarray] = {"x": np.array(3.0, np.float32), "id": np.array(1, np.int64)}
     np.testing.assert_array_equal(servable.run(SIG, scalar, ["echo"])["echo"], 3.0)
     empty = request([])
     assert servable.run(SIG, empty, ["echo"])["echo"].shape == (0, 3)
     with pytest.raises(InvalidArgument, match="no signature other"):
         servable.run("other", request([1]), ["y"])
     main = threading.current_thread().name
-    assert [call.thread for call in env.inner.calls] == [main, main, main]
+    assert [call.thread for call in env.inner.calls] == [main, main]
 
 
 def test_string_inputs_are_batched(env: Env) -> None:
@@ -586,9 +591,9 @@ def test_string_inputs_are_batched(env: Env) -> None:
     a = {"x": np.array([b"a", b"bb"], dtype=object), "id": np.array([1, 2])}
     b = {"x": np.array([b"ccc"], dtype=object), "id": np.array([3])}
     first = Caller(servable, a, output_keys=["echo"])
-    env.observer.wait_depth(1)
+    env.wait_queued(servable, 1)
     second = Caller(servable, b, output_keys=["echo"])
-    env.observer.wait_depth(2)
+    env.wait_queued(servable, 2)
     env.inner.release()
     blocker.join()
     assert first.join()["echo"].tolist() == [b"a", b"bb"]

@@ -379,6 +379,24 @@ def test_decode_large_batch_is_one_contiguous_array() -> None:
     _check(_decode(body, x=F32), {"x": rows})
 
 
+def test_decode_named_rows_mixing_numeric_and_string_inputs() -> None:
+    body = b"""{"instances": [{"image": [[0.5, 1]], "key": "a"},
+                              {"image": [[2, 3.5]], "key": {"b64": "Yg=="}}]}"""
+    _check(
+        _decode(body, image=F32, key=STR),
+        {
+            "image": np.array([[[0.5, 1]], [[2, 3.5]]], np.float32),
+            "key": np.array([b"a", b"b"], object),
+        },
+    )
+    error = _decode_error(body.replace(b'{"b64": "Yg=="}', b"5"), image=F32, key=STR)
+    assert str(error) == (
+        "Failed to process element: 1 key: key of 'instances' list. Error: INVALID_ARGUMENT: "
+        "JSON Value: 5 Type: Number is not of expected type: string "
+        "(input: 'key', expected dtype: string)"
+    )
+
+
 def test_decode_fast_path_leniency_mixed_bool_is_documented() -> None:
     # Documented trade-off: a boolean among numbers is read as 1/0 on the numpy path.
     _check(_decode(b'{"inputs": [1.5, true]}', x=F32), {"x": np.array([1.5, 1.0], np.float32)})

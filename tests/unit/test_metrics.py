@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
+from collections.abc import Callable, Iterator
 
 import prometheus_client
 import pytest
@@ -295,6 +297,16 @@ def test_instances_are_independent_and_not_global() -> None:
 # -- concurrency ---------------------------------------------------------------------------------
 
 
+@pytest.fixture
+def fast_switching() -> Iterator[None]:
+    """Switch threads very often, so that an unlocked read-modify-write would lose updates."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
+
+
+@pytest.mark.usefixtures("fast_switching")
 def test_concurrent_updates_are_exact(metrics: Metrics) -> None:
     threads, per_thread = 8, 2000
     barrier = threading.Barrier(threads)
@@ -342,3 +354,35 @@ def test_scrape_returns_text_page(metrics: Metrics) -> None:
     assert headers == {"Content-Type": "text/plain; version=0.0.4; charset=utf-8"}
     assert b':tensorflow:serving:request_count{model_name="m",status="OK"} 1\n' in body
     assert body.endswith(b"\n")
+
+
+def test_recording_waits_for_the_lock(metrics: Metrics) -> None:
+    """Every write goes through the instance lock (which render's snapshot also takes)."""
+    calls = [
+        lambda: metrics.record_request("m", "Predict", "GRPC", Code.OK, 1.0),
+        lambda: metrics.record_request("m", "Predict", "GRPC", Code.ABORTED, 1.0),
+        lambda: metrics.record_runtime("m", "Predict", 1.0),
+        lambda: metrics.record_examples("m", 1),
+        lambda: metrics.record_request_log("m", Code.OK),
+        lambda: metrics.record_load("/p", True, 1.0),
+        lambda: metrics.record_load_stage("/p", "init_graph", 1.0),
+        lambda: metrics.record_warmup("/p", True, 1.0, 1),
+        lambda: metrics.set_model_state("m", 1, "START"),
+        lambda: metrics.inflight("m").__enter__(),
+        lambda: metrics.batching.on_batch("m", "s", [1], 1, 0),
+        lambda: metrics.batching.on_queue_latency("p", 1.0),
+        lambda: metrics.batching.on_queue_depth("m", "s", 1),
+    ]
+    for call in calls:
+        done = threading.Event()
+
+        def run(call: Callable[[], object] = call, done: threading.Event = done) -> None:
+            call()
+            done.set()
+
+        with metrics.lock:
+            worker = threading.Thread(target=run)
+            worker.start()
+            assert not done.wait(0.02)
+        worker.join()
+        assert done.is_set()

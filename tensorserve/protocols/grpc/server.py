@@ -108,7 +108,7 @@ class GrpcServer:
         if port == 0 and not address.startswith("unix:"):
             raise OSError(f"Could not bind gRPC to {address}")
         log.info("Running gRPC ModelServer at %s ...", address)
-        return port
+        return int(port)
 
     async def set_serving(self, serving: bool) -> None:
         """Model-aware health: SERVING once the initial models are available."""

@@ -23,13 +23,17 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tensorserve.errors import Code, InvalidArgument, ServingError
+from tensorserve.errors import Code, FailedPrecondition, ServingError
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
 from tensorserve.service import tensors
 from tensorserve.service.predict import PredictCall, PredictResult
 from tensorserve.service.service import GRPC, Service, request_from_spec
 
 T = TypeVar("T")
+NOT_A_CONFIG_LIST = (
+    "Cannot transition to requested config. It is only legal to transition from one "
+    "ModelConfigList to another."
+)  # ServerCore::ReloadConfig: an empty or custom config after the first one
 ReloadFn = Callable[[Any], Awaitable[None]]
 
 
@@ -58,7 +62,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         self._service = service
         self._as_content = tensor_content_outputs
 
-    async def Predict(  # noqa: N802  (gRPC method name)
+    async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
         return await _guard(context, self._predict(request, _timeout(context)))
@@ -88,7 +92,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
             outputs[key].CopyFrom(tensors.from_numpy(value, dtype, as_content=self._as_content))
         return response
 
-    async def Classify(  # noqa: N802
+    async def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
         return await _guard(context, self._classify(request, _timeout(context)))
@@ -105,7 +109,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _spec(response.model_spec, version, signature)
         return response
 
-    async def Regress(  # noqa: N802
+    async def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> regression_pb2.RegressionResponse:
         return await _guard(context, self._regress(request, _timeout(context)))
@@ -122,14 +126,14 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         _spec(response.model_spec, version, signature)
         return response
 
-    async def MultiInference(  # noqa: N802
+    async def MultiInference(
         self, request: inference_pb2.MultiInferenceRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.MultiInferenceResponse:
         return await _guard(
             context, self._service.multi_inference(request, GRPC, _timeout(context))
         )
 
-    async def GetModelMetadata(  # noqa: N802
+    async def GetModelMetadata(
         self,
         request: get_model_metadata_pb2.GetModelMetadataRequest,
         context: grpc.aio.ServicerContext,
@@ -149,7 +153,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         self._service = service
         self._reload = reload
 
-    async def GetModelStatus(  # noqa: N802
+    async def GetModelStatus(
         self,
         request: get_model_status_pb2.GetModelStatusRequest,
         context: grpc.aio.ServicerContext,
@@ -162,7 +166,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
 
         return await _guard(context, work())
 
-    async def HandleReloadConfigRequest(  # noqa: N802
+    async def HandleReloadConfigRequest(
         self,
         request: model_management_pb2.ReloadConfigRequest,
         context: grpc.aio.ServicerContext,
@@ -170,7 +174,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
         response = model_management_pb2.ReloadConfigResponse()
         try:
             if not request.config.HasField("model_config_list"):
-                raise InvalidArgument("ReloadConfigRequest only accepts a model_config_list")
+                raise FailedPrecondition(NOT_A_CONFIG_LIST)
             await self._reload(request.config)
         except ServingError as exc:
             response.status.error_code = int(exc.code)  # type: ignore[assignment]

@@ -8,7 +8,7 @@ import grpc
 
 from tensorserve.errors import Code
 
-MAX_MESSAGE_CHARS: Final = 1024
+MAX_MESSAGE_BYTES: Final = 1024
 _SUFFIX: Final = "...TRUNCATED"
 _BY_VALUE: Final = {c.value[0]: c for c in grpc.StatusCode}
 
@@ -19,7 +19,9 @@ def grpc_code(code: Code) -> grpc.StatusCode:
 
 
 def grpc_message(message: str) -> str:
-    """Cap a message at 1024 characters as TF Serving does (``grpc_status_util.cc``)."""
-    if len(message) <= MAX_MESSAGE_CHARS:
+    """TF Serving's cap (``grpc_status_util.cc``): a message longer than 1024 bytes keeps its
+    first 1024 bytes, followed by ``...TRUNCATED`` (a UTF-8 sequence cut in two is dropped)."""
+    data = message.encode("utf-8")
+    if len(data) <= MAX_MESSAGE_BYTES:
         return message
-    return message[: MAX_MESSAGE_CHARS - len(_SUFFIX)] + _SUFFIX
+    return data[:MAX_MESSAGE_BYTES].decode("utf-8", errors="ignore") + _SUFFIX

@@ -88,8 +88,13 @@ class RestApp:
         status, route = await self._dispatch(scope, receive, send)
         if self._access_log is not None:
             self._access_log(
-                scope["method"], scope["path"], status, (time.perf_counter() - start) * 1e3,
-                route.name if route else "", route.version if route else None, REST,
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - start) * 1e3,
+                route.name if route else "",
+                route.version if route else None,
+                REST,
             )
 
     async def _dispatch(
@@ -98,12 +103,12 @@ class RestApp:
         method, path = scope["method"], scope["path"]
         route: ModelRoute | None = None
         try:
-            if path[:4].lower() == "/v1/":
+            if method == "OPTIONS":  # CORS preflight, before routing (as http_server.cc)
+                status, payload = _preflight(scope)
+            elif path[:4].lower() == "/v1/":
                 route = parse_v1(method, path)
                 body = await self._body(scope, receive) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
-            elif method == "OPTIONS":
-                status, payload = _preflight(scope)
             else:
                 status, payload, ctype = self._other(method, path)
                 await self._send(send, status, payload, ctype)
@@ -112,7 +117,7 @@ class RestApp:
             status, payload = http_status(exc.code), json_codec.encode_error(exc.message)
         except HttpError as exc:
             status, payload = exc.status, json_codec.encode_error(exc.message)
-        except Exception as exc:  # noqa: BLE001  (never let a bug become a dropped connection)
+        except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
             status, payload = 500, json_codec.encode_error(f"Internal error: {exc}")
         await self._send(send, status, payload, JSON)
@@ -120,8 +125,13 @@ class RestApp:
 
     async def _send(self, send: Send, status: int, body: bytes, ctype: bytes) -> None:
         headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status,
-                    "headers": headers + self._extra_headers})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": headers + self._extra_headers,
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     # ---- /v1 ------------------------------------------------------------------------------
@@ -197,8 +207,9 @@ class RestApp:
         headers = _headers(scope)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise HttpError(413, f"Request body of {int(declared)} bytes exceeds the limit of "
-                                 f"{limit} bytes")
+            raise HttpError(
+                413, f"Request body of {int(declared)} bytes exceeds the limit of {limit} bytes"
+            )
         body = await _read_body(receive, limit)
         if b"gzip" in headers.get(b"content-encoding", b"").lower():
             body = _gunzip(body, limit)

@@ -434,13 +434,11 @@ def _fast_float(raw: np.ndarray, code: int, target: np.dtype[Any]) -> np.ndarray
         return raw.astype(target, order="C") if _within(raw, (-limit, limit)) else None
     if kind != "f":
         return None
-    with np.errstate(over="ignore"):
-        out = raw.astype(target, order="C", copy=False)
-    if code == dtypes.DT_FLOAT and not np.isfinite(out).all():
-        overflow = np.isfinite(raw) & ~np.isfinite(out)
-        if overflow.any():
-            return None
-    return out
+    try:
+        with np.errstate(over="raise"):  # finite doubles beyond float32 range: walk
+            return raw.astype(target, order="C", copy=False)
+    except FloatingPointError:
+        return None
 
 
 def _within(raw: np.ndarray, bounds: tuple[int, int]) -> bool:

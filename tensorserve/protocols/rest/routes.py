@@ -9,7 +9,7 @@ from tensorserve.errors import InvalidArgument
 
 _MODEL_PATH = re.compile(
     r"(?i)^/v1/models/(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:/versions/(?P<version>[0-9]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<sub>/[^:]*)|:(?P<verb>[^/:]*))?$"
 )
 _V2_READY = re.compile(r"^/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>\d+))?/ready$")
@@ -32,8 +32,6 @@ def parse_v1(method: str, path: str) -> ModelRoute:
         return ModelRoute("", None, None, "list")
     match = _MODEL_PATH.match(path)
     if match is None:
-        if path.lower().startswith("/v1/models") and method in ("GET", "POST"):
-            raise InvalidArgument("Missing model name in request.")
         raise InvalidArgument(f"Malformed request: {method} {path}")
     version = _version(match.group("version"))
     sub, verb = match.group("sub"), match.group("verb")
@@ -46,7 +44,7 @@ def parse_v1(method: str, path: str) -> ModelRoute:
 def _version(text: str | None) -> int | None:
     if text is None:
         return None
-    if not text.isdigit() or int(text) > _INT64_MAX:
+    if int(text) > _INT64_MAX:
         raise InvalidArgument(f"Failed to convert version: {text} to numeric.")
     return int(text)
 
