@@ -204,7 +204,7 @@ class ModelServer:
         )
         self._scheduler: SharedBatchScheduler | None = None
         if settings.batching is not None:
-            self._scheduler = SharedBatchScheduler(settings.batching.num_batch_threads)
+            self._scheduler = SharedBatchScheduler.from_options(settings.batching)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.grpc: GrpcServer | None = None
@@ -467,7 +467,11 @@ def _startup_errors() -> Iterator[None]:
 
 def run(options: ServerOptions) -> int:
     """Parse settings, then run the server on uvloop until a signal stops it."""
-    logs.configure_logging(options.log_format, options.log_level)  # type: ignore[arg-type]
+    logs.configure_logging(
+        options.log_format,  # type: ignore[arg-type]
+        options.log_level,
+        access_log=options.access_log,
+    )
     with _startup_errors():
         settings = load_settings(options)
         server = ModelServer(options, settings)

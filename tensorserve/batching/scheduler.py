@@ -242,7 +242,8 @@ class BatchQueue(Generic[T]):
                 f"only {capacity} (num_enqueued_batches={enqueued}, max_enqueued_batches="
                 f"{bound}, open_batch_size={open_size}, max_execution_batch_size={self._limit})"
             )
-        sizes = _split_sizes(task.size, self._limit - open_size if batch else 0, self._limit)
+        room = self._limit - open_size if batch is not None else 0
+        sizes = _split_sizes(task.size, room, self._limit)
         return [task] if len(sizes) == 1 else task.split(sizes)
 
     def _add_locked(self, task: T, now: float) -> bool:
@@ -258,6 +259,7 @@ class BatchQueue(Generic[T]):
         self._num_tasks += 1
         if batch.size >= self._limit:
             self._close_batch_locked(batch)
+            wake = True
         return wake
 
     def _close_batch_locked(self, batch: _Batch[T]) -> None:

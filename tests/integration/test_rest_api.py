@@ -417,7 +417,7 @@ def test_gzip_large_body(http: httpx.Client) -> None:
     response = http.post(f"{HPT}:predict", content=gzip.compress(raw),
                          headers={"Content-Encoding": "gzip"})
     outputs = ok_json(response)["outputs"]
-    np.testing.assert_array_equal(outputs, np.float32(0.5) * np.float32(xs) + np.float32(3))
+    np.testing.assert_array_equal(outputs, np.array(xs, np.float32) * 0.5 + 3)
 
 
 def test_query_string_is_ignored(http: httpx.Client) -> None:

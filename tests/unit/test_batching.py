@@ -488,6 +488,16 @@ def test_full_batch_does_not_wait_for_timeout(env: Env) -> None:
     assert_answers(servable.run(SIG, request([1, 2]), ["y"]), request([1, 2]))
 
 
+def test_batch_filled_by_a_later_task_does_not_wait_for_timeout(env: Env) -> None:
+    servable = env.servable(max_batch_size=3, batch_timeout_micros=60_000_000)
+    first = Caller(servable, request([1]))
+    env.wait_queued(servable, 1)
+    second = Caller(servable, request([2, 3]))
+    assert_answers(first.join(), request([1]))
+    assert_answers(second.join(), request([2, 3]))
+    assert env.inner.batch_sizes() == [3]
+
+
 def test_close_flushes_pending_batches_without_waiting(env: Env) -> None:
     servable = env.servable(max_batch_size=100, batch_timeout_micros=60_000_000)
     callers = [Caller(servable, request([1]))]

@@ -15,8 +15,9 @@ from tensorserve.config.batching import (
     load_batching_file,
     parse_batching_parameters,
 )
+from tests.harness import SHARED_TESTDATA
 
-TESTDATA = Path(__file__).resolve().parents[3] / "shared" / "testdata" / "tfserving"
+TESTDATA = SHARED_TESTDATA
 
 
 def _cpus() -> int:
@@ -45,6 +46,7 @@ def test_default_batching_options_name_the_model_server_pool() -> None:
     assert dataclasses.replace(options, thread_pool_name="batch_threads") == BatchingOptions()
 
 
+@pytest.mark.skipif(not TESTDATA.is_dir(), reason="../shared/testdata/tfserving is not present")
 def test_tf_serving_testdata_file() -> None:
     options = load_batching_file(TESTDATA / "batching_config.txt")
     assert (options.max_batch_size, options.batch_timeout_micros) == (128, 0)
