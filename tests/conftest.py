@@ -49,9 +49,6 @@ def server(main_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         f"--monitoring_config_file={monitoring}",
         "--enable_grpc_healthcheck_service=true",
         "--rest_api_timeout_in_ms=20000",
-        # Labels point at versions 1 and 2, which load in parallel: without this flag the
-        # initial label check can run before version 1 is AVAILABLE and drop every label.
-        "--allow_version_labels_for_unavailable_models=true",
     ])
     yield srv
     srv.stop()

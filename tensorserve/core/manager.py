@@ -36,6 +36,8 @@ from tensorserve.errors import NotFound, ServingError, Unknown
 
 log = logging.getLogger(__name__)
 H = HarnessState
+# States a version cannot serve again from: aspiring it anew loads a fresh harness once gone.
+_GOING = frozenset({H.QUIESCING, H.UNLOADING, H.DISABLED, H.ERROR})
 
 
 class _Harness:
@@ -48,6 +50,7 @@ class _Harness:
         "id",
         "inflight",
         "loader",
+        "next_loader",
         "retry_at",
         "servable",
         "state",
@@ -63,6 +66,7 @@ class _Harness:
         self.error: ServingError | None = None
         self.servable: Any = None
         self.inflight = 0
+        self.next_loader: Loader | None = None  # re-aspired while going away
 
     def snapshot(self) -> VersionSnapshot:
         return VersionSnapshot(self.id.version, self.state, self.aspired, self.retry_at)
@@ -101,7 +105,12 @@ class AspiredVersionsManager:
         with self._lock:
             stream = self._streams.setdefault(name, {})
             for version, harness in stream.items():
-                harness.aspired = version in loaders
+                wanted = loaders.get(version)
+                if wanted is not None and not harness.aspired and harness.state in _GOING:
+                    harness.next_loader = wanted  # reloaded once the old harness is gone
+                else:
+                    harness.aspired = wanted is not None
+                    harness.next_loader = None
             for version, loader in loaders.items():
                 if version not in stream:
                     harness = _Harness(ServableId(name, version), loader)
@@ -200,6 +209,10 @@ class AspiredVersionsManager:
                 del stream[harness.id.version]
                 if harness.state is H.NEW:
                     events.append(StateEvent(harness.id, ManagerState.END, harness.error))
+                if harness.next_loader is not None:
+                    fresh = _Harness(harness.id, harness.next_loader)
+                    stream[harness.id.version] = fresh
+                    events.append(StateEvent(fresh.id, ManagerState.START))
         action = self._policy([h.snapshot() for h in stream.values()], now)
         if action is not None:
             harness = stream[action.version]

@@ -107,10 +107,12 @@ class ServerCore:
                 )
 
     def wait_for_models(self, names: Sequence[str], timeout_s: float | None) -> list[str]:
-        """Block until each model has a version AVAILABLE or every aspired version ended.
+        """Block until every version of each model is AVAILABLE or ended (load or failure).
 
-        A model whose base path holds no version yet counts as settled (TF Serving
-        would wait forever). Returns the models that ended with no available version.
+        Waiting for all of them (not just the first) lets labels on any version be
+        checked afterwards. A model whose base path holds no version yet counts as
+        settled (TF Serving would wait forever). Returns the models that ended with no
+        available version.
         """
 
         def settled() -> bool:
@@ -120,10 +122,8 @@ class ServerCore:
         return [n for n in names if not self.monitor.available(n) and self._failed(n)]
 
     def _settled(self, name: str) -> bool:
-        statuses = self.monitor.versions(name)
-        if any(s.state is ManagerState.AVAILABLE for s in statuses):
-            return True
-        return all(s.state is ManagerState.END for s in statuses)  # also true when none found
+        done = (ManagerState.AVAILABLE, ManagerState.END)
+        return all(s.state in done for s in self.monitor.versions(name))  # true when none
 
     def _failed(self, name: str) -> bool:
         statuses = self.monitor.versions(name)

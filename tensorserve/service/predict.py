@@ -43,14 +43,23 @@ class PredictResult:
     signature: SignatureSpec
 
 
-def select_signature(servable: Servable, name: str) -> SignatureSpec:
-    """The signature a Predict call names ("" = ``serving_default``)."""
+def select_signature(servable: Servable, name: str, rest: bool = False) -> SignatureSpec:
+    """The signature a Predict call names ("" = ``serving_default``).
+
+    A missing one is TF Serving's error for the protocol (REST: INVALID_ARGUMENT,
+    gRPC: FAILED_PRECONDITION, both HTTP 400), plus the signatures that exist.
+    """
     key = name or DEFAULT_SIGNATURE
     spec = servable.signatures.get(key)
     if spec is None:
+        available = sorted(k for k in servable.signatures if not k.startswith("__"))
+        if rest:
+            raise InvalidArgument(
+                f'Serving signature name: "{key}" not found in signature def. '
+                f"Available signatures: {available}"
+            )
         raise FailedPrecondition(
-            f'Serving signature key "{key}" not found. Available signatures: '
-            f"{sorted(k for k in servable.signatures if not k.startswith('__'))}"
+            f'Serving signature key "{key}" not found. Available signatures: {available}'
         )
     if not spec.outputs:
         raise FailedPrecondition(f'Serving signature "{key}" has no outputs to compute')

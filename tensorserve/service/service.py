@@ -111,7 +111,7 @@ class Service:
         api = "Predict" if entrypoint == GRPC else "predict"
 
         async def body(handle: ServableHandle) -> PredictResult:
-            spec = select_signature(handle.servable, call.signature_name)
+            spec = select_signature(handle.servable, call.signature_name, entrypoint == REST)
             inputs = check_inputs(spec, call.decoded(spec))
             keys = output_keys(spec, call.output_filter)
             outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, call.model.name)

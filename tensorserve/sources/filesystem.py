@@ -6,8 +6,11 @@ the model's version policy and reports the full aspired set through the
 callback (omission means unload). One model's failure (missing base path,
 unreadable folder) is logged and leaves that model's previous set in place;
 it never stops the others. A version folder is reported only once it looks
-complete: it holds ``saved_model.pb`` (or ``.pbtxt``) and either nothing in it
-changed between two polls or its newest file is older than ``settle_s``.
+complete: it holds ``saved_model.pb`` (or ``.pbtxt``) and either its newest
+file is older than ``settle_s`` or nothing in it changed for ``settle_s``.
+"Newest" counts a file's status-change time too, so a copy that preserves
+modification times (``cp -a``, ``rsync -a``, ``shutil.copytree``) still looks
+new while it is being written.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class FileSystem(Protocol):
     def join(self, *parts: str) -> str: ...
 
     def fingerprint(self, path: str) -> tuple[Fingerprint, float]:
-        """Files below ``path`` as (relative path, size, mtime_ns), and the newest mtime (s)."""
+        """Files below ``path`` as (relative path, size, mtime_ns), and the newest change (s)."""
         ...
 
 
@@ -62,6 +65,7 @@ class LocalFileSystem:
 
     def fingerprint(self, path: str) -> tuple[Fingerprint, float]:
         entries: list[tuple[str, int, int]] = []
+        newest_ns = 0
         for root, _dirs, files in os.walk(path):
             for name in files:
                 full = os.path.join(root, name)
@@ -70,8 +74,8 @@ class LocalFileSystem:
                 except OSError:
                     continue
                 entries.append((os.path.relpath(full, path), st.st_size, st.st_mtime_ns))
-        newest = max((e[2] for e in entries), default=0) / 1e9
-        return tuple(sorted(entries)), newest
+                newest_ns = max(newest_ns, st.st_mtime_ns, st.st_ctime_ns)
+        return tuple(sorted(entries)), newest_ns / 1e9
 
 
 def parse_version(name: str) -> int | None:
@@ -98,7 +102,7 @@ class FileSystemSource:
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
         self._models: dict[str, ModelConfig] = {}
-        self._seen: dict[str, Fingerprint] = {}
+        self._seen: dict[str, tuple[Fingerprint, float]] = {}  # path -> (files, first seen)
         self._complete: set[str] = set()
         self._last_problem: dict[str, str] = {}
 
@@ -139,6 +143,7 @@ class FileSystemSource:
             )
             return None
         versions = self._versions(fs, config)
+        self._forget_removed(fs.join(config.base_path, ""), set(versions.values()))
         if not versions:
             self._problem(
                 config,
@@ -172,6 +177,13 @@ class FileSystemSource:
             versions[number] = path
         return versions
 
+    def _forget_removed(self, prefix: str, present: set[str]) -> None:
+        """Drop what is known of deleted folders: one copied in again is checked afresh."""
+        for path in [p for p in (*self._complete, *self._seen) if p.startswith(prefix)]:
+            if path not in present:
+                self._complete.discard(path)
+                self._seen.pop(path, None)
+
     def _is_complete(self, fs: FileSystem, config: ModelConfig, path: str) -> bool:
         if path in self._complete:
             return True
@@ -181,9 +193,11 @@ class FileSystemSource:
         ok = True
         if self._require_stable:
             fingerprint, newest = fs.fingerprint(path)
-            settled = self._wall_clock() - newest >= self._settle_s
-            ok = settled or self._seen.get(path) == fingerprint
-            self._seen[path] = fingerprint
+            now = self._wall_clock()
+            seen = self._seen.get(path)
+            if seen is None or seen[0] != fingerprint:
+                seen = self._seen[path] = (fingerprint, now)
+            ok = now - min(newest, seen[1]) >= self._settle_s
         if ok:
             self._complete.add(path)
             self._seen.pop(path, None)

@@ -127,12 +127,35 @@ def loads(body: bytes) -> Any:
         raise _parse_error(_orjson_reason(err.msg), err.pos) from None
 
 
+_REASONS: Final = {
+    "input data is empty": "The document is empty.",
+    "number is infinity when parsed as double": "Number too big to be stored in double.",
+}
+
+
 def _orjson_reason(msg: str) -> str:
-    return "The document is empty." if msg == "input data is empty" else msg
+    """orjson's message, in rapidjson's words where TF Serving users know them."""
+    return _REASONS.get(msg, msg)
+
+
+_CONSTANT_OR_STRING: Final = re.compile(rb'"(?:[^"\\]|\\.)*"|-?Infinity|NaN')
+
+
+def _mask_constant(match: re.Match[bytes]) -> bytes:
+    token = match.group(0)
+    return token if token.startswith(b'"') else b"0" + b" " * (len(token) - 1)
 
 
 def _loads_with_constants(body: bytes) -> Any:
-    """Slow parser accepting ``NaN``, ``Infinity`` and ``-Infinity`` (non-RFC)."""
+    """Slow parser accepting ``NaN``, ``Infinity`` and ``-Infinity`` (non-RFC).
+
+    orjson first checks the body with each bare constant masked by a number of the
+    same length, so every other error keeps orjson's message and byte offset.
+    """
+    try:
+        orjson.loads(_CONSTANT_OR_STRING.sub(_mask_constant, body))
+    except orjson.JSONDecodeError as err:
+        raise _parse_error(_orjson_reason(err.msg), err.pos) from None
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
