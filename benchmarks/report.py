@@ -23,6 +23,7 @@ class Row:
     failed: int | None = None
     note: str = ""
     rounds: list[float] = field(default_factory=list)  # per-round req/s
+    extra: dict[str, float] = field(default_factory=dict)  # scenario-specific numbers
 
 
 @dataclass

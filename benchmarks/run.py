@@ -52,7 +52,27 @@ WRAPPER = "FastAPI wrapper"
 CPU = CpuMeter()
 FOREIGN: list[float] = []  # foreign CPU % of every measurement, for the summary
 TENSORSERVE_CMD = [str(MAIN_PY), "-m", "tensorserve"]  # --tensorserve-cmd replaces it
-QUIET_WAIT_S = 15.0  # before each group of measurements, wait this long at most for a quiet VM
+
+
+class QuietGate:
+    """Before each measurement, wait a little for other processes on the VM to go quiet.
+
+    Each wait is capped, and so is the total, so a busy VM slows the run by a bounded amount.
+    """
+
+    def __init__(self, per_wait_s: float, budget_s: float) -> None:
+        self.per_wait_s = per_wait_s
+        self.budget_s = budget_s
+
+    def wait(self) -> None:
+        if self.budget_s <= 0:
+            return
+        t0 = time.monotonic()
+        CPU.wait_quiet(min(self.per_wait_s, self.budget_s))
+        self.budget_s -= time.monotonic() - t0
+
+
+QUIET = QuietGate(per_wait_s=8.0, budget_s=180.0)
 BATCHING_CONFIG = """max_batch_size { value: 64 }
 batch_timeout_micros { value: 200 }
 max_enqueued_batches { value: 1000 }
@@ -91,6 +111,7 @@ class Target:
     error: str | None = None
 
     def measure(self, conns: int, seconds: float) -> loadgen.LoadResult:
+        QUIET.wait()
         before = CPU.snapshot()
         res = self._measure(conns, seconds)
         res.foreign_pct = CPU.foreign_pct(before, CPU.snapshot())
@@ -409,7 +430,6 @@ def run_mlp(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> l
                 t.error = str(e)
         for r in range(cfg.rounds):
             for conns in conns_list:
-                CPU.wait_quiet(QUIET_WAIT_S)
                 live = [t for t in targets if t.error is None]
                 order = live[r % max(1, len(live)) :] + live[: r % max(1, len(live))]
                 for t in order:
@@ -520,6 +540,7 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
                     failed=res.failed,
                     note=note,
                 )
+                row.extra = {"mb_per_request": total, "codec_mb_per_s": codec_mbps}
                 if subject == "fastapi":
                     wrapper_rps = res.rps
                 if wrapper_rps:
@@ -648,15 +669,13 @@ def _swap_once(cfg: Config, t: Target, m: Model, base: Path, src: Path, old: int
         f"(x{p99_swap / p99_steady:.2f}); swap took {swap_s}; {len(during)} requests in the "
         f"swap window; h2load{' --h1' if t.protocol == 'REST' else ''}; other load {foreign:.0f}%"
     )
-    row.rounds = [p99_steady, p99_swap]
+    row.extra = {"p99_steady": p99_steady, "p99_swap": p99_swap}
     say(f"swap {t.protocol}: {row.note}; failed {row.failed}")
     return row
 
 
 def run_soak(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> None:
     plans: list[tuple[str, Factory, str]] = []
-    if "fastapi" in cfg.subjects:
-        plans.append(("fastapi", make_fastapi, "REST"))
     if "tensorserve" in cfg.subjects:
         plans.append(("tensorserve", make_tensorserve, "REST"))
         plans.append(("tensorserve", make_tensorserve, "gRPC"))
@@ -698,7 +717,7 @@ def run_soak(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> 
             f"{cfg.soak_total:,} ({growth:+.1f}%); h2load"
             f"{' --h1' if proto == 'REST' else ''}; other load {foreign:.0f}%",
         )
-        row.rounds = [rss1, rss2]
+        row.extra = {"rss_first": rss1, "rss_last": rss2}
         rows.append(row)
         say(f"soak {s.label} {proto}: {row.note}")
 
@@ -741,8 +760,13 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
         if a is None or b is None or not b.rps or not a.rps:
             checks.append(Check(label, "not measured", None))
             return
-        x = a.ratio if (b.server == wr and a.ratio) else a.rps / b.rps
-        checks.append(Check(label, f"{a.rps:,.0f} vs {b.rps:,.0f} req/s = x{x:.2f}", x >= need))
+        x = a.rps / b.rps
+        text = f"{a.rps:,.0f} vs {b.rps:,.0f} req/s = x{x:.2f}"
+        if b.server == wr and a.ratio:
+            # Judge on the median of per-round ratios (each pair measured seconds apart).
+            x = a.ratio
+            text += f" (median of per-round ratios x{x:.2f})"
+        checks.append(Check(label, text, x >= need))
 
     c16 = "MLP c16"
     ratio_check(
@@ -788,9 +812,9 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
             _find(rows, "MLP c64", ts, proto),
             1.5,
         )
-    swaps = [r for r in rows if r.scenario.startswith("version swap") and len(r.rounds) == 2]
+    swaps = [r for r in rows if "p99_swap" in r.extra]
     for r in swaps:
-        steady, during = r.rounds
+        steady, during = r.extra["p99_steady"], r.extra["p99_swap"]
         checks.append(
             Check(
                 f"{r.protocol} {r.scenario}: 0 failed, p99 ≤ 2x steady",
@@ -800,9 +824,9 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
         )
     if not swaps:
         checks.append(Check("version swap: 0 failed, p99 ≤ 2x steady", "not measured", None))
-    soaks = [r for r in rows if "soak" in r.scenario and r.server == ts and len(r.rounds) == 2]
+    soaks = [r for r in rows if "rss_last" in r.extra and r.server == ts]
     for r in soaks:
-        a, b = r.rounds
+        a, b = r.extra["rss_first"], r.extra["rss_last"]
         checks.append(
             Check(
                 f"{r.protocol} RSS within ±5% from 10k to 100k requests",
@@ -813,16 +837,15 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
     if not soaks:
         checks.append(Check("RSS within ±5% from 10k to 100k requests", "not measured", None))
     big = _find(rows, "large c1", ts, "REST")
-    if big is None or fl.codec is None or big.p50_ms is None:
+    if big is None or fl.codec is None or "codec_mb_per_s" not in big.extra:
         checks.append(Check("large REST JSON ≥ orjson+numpy MB/s", "not measured", None))
     else:
-        model_ms = fl.big.p50_ms if fl.big else 0.0
-        total = fl.codec.total_mb
-        mbps = total / max(1e-6, (big.p50_ms - model_ms) / 1e3)
+        mbps = big.extra["codec_mb_per_s"]
         checks.append(
             Check(
                 "large REST JSON decode+encode ≥ orjson+numpy MB/s",
-                f"{mbps:.1f} MB/s (p50 less the model) vs bound {fl.codec.mb_per_s:.1f} MB/s",
+                f"{mbps:.1f} MB/s (in+out bytes / (p50 - model time)) vs bound "
+                f"{fl.codec.mb_per_s:.1f} MB/s",
                 mbps >= fl.codec.mb_per_s,
             )
         )
@@ -984,7 +1007,7 @@ def bench(cfg: Config, args: argparse.Namespace) -> Results:
         run_large(cfg, big, failed, rows, fl)
     if "swap" in cfg.scenarios and "tensorserve" in cfg.subjects:
         run_swap(cfg, mlp, rows, details)
-    if "soak" in cfg.scenarios and servers & {"fastapi", "tensorserve"}:
+    if "soak" in cfg.scenarios and "tensorserve" in cfg.subjects:
         run_soak(cfg, mlp, failed, rows)
     checks = evaluate(rows, fl)
     elapsed = time.monotonic() - t0

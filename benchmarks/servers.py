@@ -294,11 +294,11 @@ class CpuMeter:
         return max(0.0, 100.0 * foreign / (wall * self.hz * self.ncpu))
 
     def wait_quiet(self, max_wait_s: float, threshold_pct: float = 25.0) -> float:
-        """Wait (up to ``max_wait_s``) for a 1 s window with foreign CPU below the threshold."""
+        """Wait (up to ``max_wait_s``) for a 0.5 s window with foreign CPU below the threshold."""
         deadline = time.monotonic() + max_wait_s
         while True:
             a = self.snapshot()
-            time.sleep(1.0)
+            time.sleep(0.5)
             pct = self.foreign_pct(a, self.snapshot())
             if pct < threshold_pct or time.monotonic() >= deadline:
                 return pct

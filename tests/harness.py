@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,7 +67,7 @@ class Server:
             try:
                 if check(self):
                     return self
-            except (httpx.HTTPError, OSError):
+            except (httpx.HTTPError, OSError, grpc.FutureTimeoutError):
                 pass
             time.sleep(0.2)
         self.stop()

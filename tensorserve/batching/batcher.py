@@ -61,6 +61,11 @@ class _Unit:
     def split(self, sizes: Sequence[int]) -> Sequence[_Unit]:
         raise NotImplementedError
 
+    def request_size(self) -> int | None:
+        """The whole request's rows, reported once per request (metrics); None for the
+        later parts of a split request."""
+        return self.size
+
     def cancelled(self) -> bool:
         raise NotImplementedError
 
@@ -163,6 +168,9 @@ class _Part(_Unit):
     def split(self, sizes: Sequence[int]) -> Sequence[_Unit]:
         raise Internal("A split batching task cannot be split again")
 
+    def request_size(self) -> int | None:
+        return self._parent.size if self._index == 0 else None
+
     def cancelled(self) -> bool:
         return self._parent.cancelled()
 
@@ -218,6 +226,11 @@ class BatchingServable:
     def signature_def_map(self) -> bytes:
         return self._inner.signature_def_map()
 
+    @property
+    def allowed_batch_sizes(self) -> tuple[int, ...]:
+        """This servable's allowed batch sizes (its per-model file's, else the global ones)."""
+        return self._options.allowed_batch_sizes
+
     def run(
         self,
         signature: str,
@@ -266,7 +279,9 @@ class BatchingServable:
             [unit.inputs for unit in units], padded, self._options.pad_variable_length_inputs
         )
         if self._observer is not None:
-            self._observer.on_batch(self._model, signature, sizes, padded, padded - total)
+            # TF Serving records each request's size once, before any splitting.
+            requests = [n for unit in units if (n := unit.request_size()) is not None]
+            self._observer.on_batch(self._model, signature, requests, padded, padded - total)
         outputs = self._inner.run(signature, merged, _union_keys(units), timeout_s)
         for unit, rows in zip(units, padding.split_outputs(outputs, sizes, padded), strict=True):
             unit.succeed({key: rows[key] for key in unit.output_keys})

@@ -101,7 +101,7 @@ def from_proto(
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise ModelConfigError(
-            f"Invalid {source}: duplicate model name(s): {', '.join(duplicates)}"
+            f"Invalid {source}: Illegal to list model {duplicates[0]} multiple times in config list"
         )
     return configs
 

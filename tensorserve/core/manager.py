@@ -288,4 +288,4 @@ class AspiredVersionsManager:
 def _as_serving_error(exc: Exception) -> ServingError:
     if isinstance(exc, ServingError):
         return exc
-    return Unknown(f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc))
+    return Unknown(str(exc) or type(exc).__name__)

@@ -180,9 +180,9 @@ class ServerCore:
         if not name:
             raise InvalidArgument("ModelSpec has no name specified.")
         statuses = self.monitor.versions(name)
-        if not statuses:
-            raise NotFound(f"Could not find any versions of model {name}")
         if version is None:
+            if not statuses:
+                raise NotFound(f"Could not find any versions of model {name}")
             return list(statuses)
         for status in statuses:
             if status.version == version:

@@ -275,8 +275,9 @@ class _InFlight(AbstractContextManager[None]):
 class BatchingMetrics:
     """The batching layer's observer (duck-typed protocol of ``batching/scheduler.py``).
 
-    Mirrors ``BatchingSession``: each task's rows go to ``input_batch_size`` (TF records them
-    once per input tensor; we once per task), the executed (padded) size to
+    Mirrors ``BatchingSession``: each request's rows go to ``input_batch_size`` (TF records
+    them once per input tensor; we once per request, before any splitting: the batching layer
+    passes request sizes in ``task_sizes``), the executed (padded) size to
     ``processed_batch_size``, the padding rows to ``padding_size{execution_batch_size}``, and
     every executed batch bumps ``wrapped_run_count``.
     """

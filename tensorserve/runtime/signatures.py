@@ -8,17 +8,24 @@ from types import MappingProxyType
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from tensorserve import dtypes
 from tensorserve.servable import SignatureSpec, TensorSpec
 
 
 def tensor_spec(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
-    """One ``TensorInfo``; composite (sparse/ragged) tensors keep an empty tensor name."""
+    """One ``TensorInfo``; composite (sparse/ragged) tensors keep an empty tensor name.
+
+    Reference dtypes (``DT_FLOAT_REF``, TF1 variables fetched directly, e.g. TF
+    Serving's ``saved_model_counter``) become their base dtype: a session fetch
+    returns the value, and TF Serving answers it as ``DT_FLOAT``. Metadata keeps
+    the original dtype (it is built from the SignatureDef protos).
+    """
     shape: tuple[int, ...] | None
     if not info.HasField("tensor_shape") or info.tensor_shape.unknown_rank:
         shape = None  # an absent shape (old TF1 signatures) means "unknown", not scalar
     else:
         shape = tuple(int(d.size) for d in info.tensor_shape.dim)
-    return TensorSpec(tensor_name=info.name, dtype=int(info.dtype), shape=shape)
+    return TensorSpec(tensor_name=info.name, dtype=dtypes.base(int(info.dtype)), shape=shape)
 
 
 def signature_spec(key: str, sig: meta_graph_pb2.SignatureDef) -> SignatureSpec:

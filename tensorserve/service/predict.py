@@ -112,7 +112,7 @@ def output_keys(spec: SignatureSpec, output_filter: Sequence[str]) -> list[str]:
                 f" the set {_set(spec.outputs)}."
             )
         if alias in seen:
-            raise InvalidArgument(f"duplicate output tensor alias in output_filter: {alias}")
+            raise InvalidArgument(f"duplicate output tensor alias: {alias}")
         seen.add(alias)
     return list(output_filter)
 

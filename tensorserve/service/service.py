@@ -394,7 +394,7 @@ def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> Serv
     for task in request.tasks:
         if task.model_spec.name != first.name:
             raise InvalidArgument(
-                "All ModelSpecs in a MultiInferenceRequest must access the same model name"
+                "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
     return request_from_spec(first)
 

@@ -34,7 +34,7 @@ MAX_RANK: Final = 254
 MAX_ELEMENTS: Final = 2**63 - 1
 """A shape whose element count overflows int64 is invalid, as in ``TensorShape::IsValid``."""
 
-MAX_EXPANDED_ELEMENTS: Final = 2**31
+MAX_EXPANDED_ELEMENTS: Final = 2**26  # 256 MiB of float32 from "repeat the last value"
 """Default cap on the element count a typed field may be expanded to by repeating its last value
 (or zero-filling). Payloads that hold every element themselves are not capped."""
 

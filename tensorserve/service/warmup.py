@@ -17,8 +17,8 @@ from typing import Any, Protocol
 import numpy as np
 from tensorflow_serving.apis import prediction_log_pb2
 
-from tensorserve import dtypes
-from tensorserve.errors import ServingError, Unimplemented
+from tensorserve import dtypes, logs
+from tensorserve.errors import InvalidArgument, ServingError, Unimplemented
 from tensorserve.runtime import warmup as warmup_io
 from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec
 from tensorserve.service import examples, tensors
@@ -71,7 +71,9 @@ def _predict(servable: Servable, request: Any) -> None:
 def _examples(servable: Servable, name: str, request_input: Any, classify: bool) -> None:
     spec = servable.signatures.get(name or DEFAULT_SIGNATURE)
     if spec is None:
-        raise ServingError(f"No signature was found with the name: {name or DEFAULT_SIGNATURE}")
+        raise InvalidArgument(
+            f"No signature was found with the name: {name or DEFAULT_SIGNATURE}"
+        )
     check = examples.check_classify_signature if classify else examples.check_regress_signature
     in_key, out_keys = check(spec)
     serialized = examples.serialize_examples(request_input)
@@ -115,32 +117,50 @@ class Warmup:
             return
         file = warmup_io.warmup_file(path)
         if file is not None:
-            self._replay_file(servable, path, file)
+            self._replay_file(servable, model, version, path, file)
         elif self._synthetic:
             self._zeros(servable, model, version)
 
-    def _replay_file(self, servable: Servable, path: str, file: str) -> None:
+    def _replay_file(
+        self, servable: Servable, model: str, version: int, path: str, file: str
+    ) -> None:
         start = time.perf_counter()
         records: list[prediction_log_pb2.PredictionLog] = []
         try:
             records = warmup_io.read_warmup_records(file)
             warmup_io.run_warmup(records, lambda r: replay(servable, r), self._iterations)
         except ServingError as exc:
-            self._record(path, False, start, len(records), exc.message)
+            # The status label is TF's Status::ToString(): "<CODE>: <message>".
+            self._record(path, False, start, len(records), f"{exc.code.name}: {exc.message}")
             raise
-        self._record(path, True, start, len(records))
-        log.info("Warmed up %s with %d record(s)", path, len(records))
+        latency_us = self._record(path, True, start, len(records))
+        logs.log_event(
+            log,
+            logging.INFO,
+            f"Finished reading warmup data for model at {file}. Number of warmup records "
+            f"read: {len(records)}. Elapsed time (microseconds): {int(latency_us)}.",
+            model=model,
+            version=version,
+            records=len(records),
+            iterations=self._iterations,
+        )
 
-    def _record(self, path: str, ok: bool, start: float, records: int, error: str = "") -> None:
+    def _record(
+        self, path: str, ok: bool, start: float, records: int, error: str = ""
+    ) -> float:
+        latency = (time.perf_counter() - start) * 1e6
         if self._metrics is not None:
-            latency = (time.perf_counter() - start) * 1e6
             self._metrics.record_warmup(path, ok, latency, records, error)
+        return latency
 
     def _zeros(self, servable: Servable, model: str, version: int) -> None:
+        # A batching servable knows its own sizes (a per-model batching_params.pbtxt).
+        sizes = getattr(servable, "allowed_batch_sizes", None)
+        sizes = tuple(sizes) if sizes else self._batch_sizes
         for spec in servable.signatures.values():
             if spec.key.startswith("__"):
                 continue
-            for batch in self._batch_sizes or (1,):
+            for batch in sizes or (1,):
                 inputs = zero_inputs(spec, batch)
                 if inputs is None:
                     break

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -430,6 +431,25 @@ def test_predict_payload_disagreeing_with_shape(
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
+@pytest.mark.parametrize(("spec", "code", "message"), [
+    ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
+    ({"name": "half_plus_two", "label": "nope"}, grpc.StatusCode.INVALID_ARGUMENT,
+     "Unrecognized servable version label: nope"),
+    ({"name": "half_plus_two", "signature": "nope"}, grpc.StatusCode.FAILED_PRECONDITION,
+     'Serving signature key "nope" not found.'),
+], ids=["unknown-model", "unknown-label", "unknown-signature"])
+def test_predict_resolves_model_and_signature_before_decoding_tensors(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    spec: dict[str, Any], code: grpc.StatusCode, message: str,
+) -> None:
+    # As TF Serving (servable handle, then signature, then Tensor::FromProto): a malformed
+    # tensor does not hide what is wrong with the ModelSpec.
+    malformed = content_proto(types_pb2.DT_FLOAT, b"\x00" * 3, [-1])
+    got_code, details = rpc_error(stub.Predict, predict_request(inputs={"x": malformed}, **spec))
+    assert got_code == code
+    assert details.startswith(message)
+
+
 HUGE = [
     ("negative-dim", floats([1.0], [-1])),
     ("negative-dim-content", content_proto(types_pb2.DT_FLOAT, b"\x00" * 4, [-4])),
@@ -525,8 +545,6 @@ def test_serialization_as_tensor_content(
 def test_serialization_as_tensor_content_leaves_rest_alone(
     socket_server: tuple[Server, str],
 ) -> None:
-    import httpx
-
     response = httpx.post(f"{socket_server[0].rest}/v1/models/half_plus_two:predict",
                           json={"instances": [1.0, 4.0]}, timeout=TIMEOUT)
     assert response.status_code == 200, response.text
@@ -745,11 +763,7 @@ def test_get_model_status_one_version(models: model_service_pb2_grpc.ModelServic
 @pytest.mark.parametrize(("name", "version", "message"), [
     ("nope", None, "Could not find any versions of model nope"),
     ("half_plus_two", 7, "Could not find version 7 of model half_plus_two"),
-    pytest.param("nope", 1, "Could not find version 1 of model nope", marks=pytest.mark.xfail(
-        reason="BUG: tensorserve/core/server_core.py ServerCore.model_status raises 'Could not "
-               "find any versions of model nope' when the model is unknown even though a version "
-               "was given; TF Serving (get_model_status_impl.cc) looks the ServableId up first "
-               "and answers NOT_FOUND 'Could not find version 1 of model nope'", strict=True)),
+    ("nope", 1, "Could not find version 1 of model nope"),
 ])
 def test_get_model_status_not_found(
     models: model_service_pb2_grpc.ModelServiceStub,

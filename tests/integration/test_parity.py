@@ -181,7 +181,7 @@ class ErrorCase:
     code: grpc.StatusCode
     message: str  # TF Serving's message (the whole text, or its first sentence if ``prefix``)
     prefix: bool = False
-    rest_message: str | None = None  # TF Serving's REST JSON layer answers first
+    rest_message: str | None = None  # TF Serving's REST layer has its own text (also ``prefix``)
 
 
 HP2 = "half_plus_two"
@@ -193,11 +193,14 @@ ERRORS = [
               "Servable not found for request: Specific(half_plus_two, 7)"),
     ErrorCase("predict-unknown-label", predict(HP2, X, label="nope"), S.INVALID_ARGUMENT,
               "Unrecognized servable version label: nope"),
+    # REST looks the signature up in its JSON layer (json_tensor.cc): INVALID_ARGUMENT, 400 too.
     ErrorCase("predict-unknown-signature", predict(HP2, X, signature="nope"),
-              S.FAILED_PRECONDITION, 'Serving signature key "nope" not found.', prefix=True),
+              S.FAILED_PRECONDITION, 'Serving signature key "nope" not found.', prefix=True,
+              rest_message='Serving signature name: "nope" not found in signature def'),
     ErrorCase("predict-long-message", predict(HP2, X, signature=LONG_NAME),
               S.FAILED_PRECONDITION, f'Serving signature key "{LONG_NAME}" not found.',
-              prefix=True),
+              prefix=True,
+              rest_message=f'Serving signature name: "{LONG_NAME}" not found in signature def'),
     ErrorCase("predict-missing-input",
               predict("multi", {"a": np.ones((1, 2), np.float32)}), S.INVALID_ARGUMENT,
               "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
@@ -246,15 +249,15 @@ def test_error_parity(http: httpx.Client, channel: grpc.Channel, case: ErrorCase
     body = response.json()
     assert list(body) == ["error"], body
     rest_error = body["error"]
-    if case.rest_message is not None:  # TF Serving's REST layer answers with its own text
-        assert rest_error == case.rest_message
-    else:  # the same message on both protocols
-        assert details == truncated(rest_error)
+    rest_message = case.rest_message or case.message
     if case.prefix:
         assert details.startswith(truncated(case.message))
+        assert rest_error.startswith(rest_message)  # never truncated on REST
     else:
         assert details == truncated(case.message)
-        assert rest_error == (case.rest_message or case.message)
+        assert rest_error == rest_message
+    if case.rest_message is None:  # the same message on both protocols
+        assert details == truncated(rest_error)
 
 
 def test_long_messages_are_cut_on_grpc_only(http: httpx.Client, channel: grpc.Channel) -> None:

@@ -13,7 +13,7 @@ from tensorserve.core.ids import ServableId, ServableRequest
 from tensorserve.core.loader import Loader
 from tensorserve.core.manager import AspiredVersionsManager
 from tensorserve.core.monitor import ServableStateMonitor, StateEvent
-from tensorserve.core.policy import resource_preserving
+from tensorserve.core.policy import availability_preserving, resource_preserving
 from tensorserve.core.states import ManagerState, VersionStatus
 from tensorserve.errors import Code, InvalidArgument, NotFound
 from tests.fakes import FakeLoader, FakeServable, InlineExecutor, ManualClock, QueueExecutor
@@ -64,15 +64,14 @@ def make_rig(
     unloads: InlineExecutor | QueueExecutor = (
         QueueExecutor() if queued_unloads else InlineExecutor()
     )
-    kwargs = {"policy": resource_preserving} if resource else {}
     manager = AspiredVersionsManager(
         monitor,
         loads,
         unloads,
+        policy=resource_preserving if resource else availability_preserving,
         max_load_retries=retries,
         load_retry_interval_s=interval_s,
         clock=clock,
-        **kwargs,  # type: ignore[arg-type]
     )
     rig = Rig(manager, monitor, clock, loads, unloads)
     monitor.add_listener(rig.events.append)
@@ -210,6 +209,13 @@ def test_non_serving_exception_becomes_unknown_with_its_message() -> None:
     status = rig.monitor.versions("m")[0]
     assert (status.state, status.error_code, status.error_message) == (
         S.END, Code.UNKNOWN, "disk on fire")
+
+
+def test_exception_without_message_is_named_by_its_type() -> None:
+    rig = make_rig()
+    rig.aspire("m", {1: FakeLoader(fail_times=-1, error=MemoryError())})
+    rig.steps()
+    assert rig.monitor.versions("m")[0].error_message == "MemoryError"
 
 
 def test_retries_are_cancelled_when_the_version_is_no_longer_aspired() -> None:

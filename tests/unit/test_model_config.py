@@ -139,7 +139,7 @@ def test_single_model_mode() -> None:
 # ---- every refusal, with a message naming the problem -----------------------------------------
 @pytest.mark.parametrize(("text", "problem"), [
     (config_text(entry("a", "/a"), entry("b", "/b"), entry("a", "/c")),
-     "duplicate model name(s): a"),
+     "Illegal to list model a multiple times in config list"),
     (config_text(entry(platform=None)), 'model_platform is required ("tensorflow")'),
     (config_text(entry(platform="pytorch")),
      "model_platform 'pytorch' is not supported; the only platform is 'tensorflow'"),

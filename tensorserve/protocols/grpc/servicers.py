@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
+import numpy as np
 from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
@@ -23,8 +24,9 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tensorserve.errors import Code, FailedPrecondition, ServingError
+from tensorserve.errors import Code, FailedPrecondition, InvalidArgument, ServingError
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
+from tensorserve.servable import SignatureSpec
 from tensorserve.service import tensors
 from tensorserve.service.predict import PredictCall, PredictResult
 from tensorserve.service.service import GRPC, Service, request_from_spec
@@ -55,6 +57,22 @@ def _spec(spec: Any, version: int, signature: str) -> None:
     spec.signature_name = signature
 
 
+def _decoder(
+    request: predict_pb2.PredictRequest,
+) -> Callable[[SignatureSpec], dict[str, np.ndarray]]:
+    """Decode the inputs once the model and signature are resolved (TF Serving's order), so
+    that a malformed tensor does not hide an unknown model, label or signature."""
+    return lambda _signature: {k: _decode(k, v) for k, v in request.inputs.items()}
+
+
+def _decode(alias: str, proto: Any) -> np.ndarray:
+    """One input tensor; a parse error names the input, as TF Serving's does."""
+    try:
+        return tensors.to_numpy(proto)
+    except InvalidArgument as exc:
+        raise InvalidArgument(f"tensor parsing error: {alias}: {exc.message}") from exc
+
+
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService``."""
 
@@ -70,11 +88,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def _predict(
         self, request: predict_pb2.PredictRequest, timeout: float | None
     ) -> predict_pb2.PredictResponse:
-        inputs = {k: tensors.to_numpy(v) for k, v in request.inputs.items()}
         call = PredictCall(
             request_from_spec(request.model_spec),
             request.model_spec.signature_name,
-            inputs,
+            _decoder(request),
             tuple(request.output_filter),
         )
         result = await self._service.predict(call, GRPC, timeout)
