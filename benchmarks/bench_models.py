@@ -73,7 +73,7 @@ def build_big(base: Path, version: int = 1) -> Path:
         return target
     tf = _tf()
 
-    class Scale(tf.Module):  # type: ignore[misc,name-defined]
+    class Scale(tf.Module):  # type: ignore[name-defined]
         @tf.function(
             input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32, name="images")]
         )

@@ -32,7 +32,7 @@ def main() -> None:
 
     import tensorflow as tf
 
-    class TFModel(kserve.Model):  # type: ignore[misc]
+    class TFModel(kserve.Model):
         def __init__(self, name: str, path: str) -> None:
             super().__init__(name)
             self.path = path

@@ -20,7 +20,7 @@ from mlserver.codecs import NumpyCodec
 from mlserver.types import InferenceRequest, InferenceResponse
 
 
-class TFRuntime(MLModel):  # type: ignore[misc]
+class TFRuntime(MLModel):
     async def load(self) -> bool:
         uri = self.settings.parameters.uri
         self._loaded = tf.saved_model.load(uri)

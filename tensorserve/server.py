@@ -250,6 +250,21 @@ class ModelServer:
         level = logging.ERROR if event.error is not None else logging.INFO
         logs.log_event(log, level, "servable state changed", **fields)
 
+    def _follow_health(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Keep grpc.health.v1 in step with readiness: SERVING once every model is available."""
+        grpc_server = self.grpc
+        assert grpc_server is not None
+
+        def refresh() -> None:
+            asyncio.ensure_future(grpc_server.set_serving(self.service.ready()))
+
+        def on_event(_event: StateEvent) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(refresh)
+
+        self.monitor.add_listener(on_event)
+        refresh()
+
     # ---- lifecycle ------------------------------------------------------------------------
     def _thread(self, name: str, target: Callable[[], None]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -312,9 +327,9 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await initial
         if self.grpc is not None:
-            await self.grpc.set_serving(self.service.ready())
+            self._follow_health(loop)
+        await initial
         self._print_ready()
         await stop.wait()
         await self._shutdown(uvicorn_server)

@@ -26,6 +26,7 @@ class PredictCall:
     signature_name: str
     inputs: Mapping[str, np.ndarray] | Callable[[SignatureSpec], Mapping[str, np.ndarray]]
     output_filter: Sequence[str] = ()
+    heavy: bool = False  # a large payload: decode it on a worker thread, not the event loop
 
     def decoded(self, spec: SignatureSpec) -> Mapping[str, np.ndarray]:
         """The inputs; REST passes a decoder because JSON typing needs the signature."""

@@ -112,7 +112,12 @@ class Service:
 
         async def body(handle: ServableHandle) -> PredictResult:
             spec = select_signature(handle.servable, call.signature_name, entrypoint == REST)
-            inputs = check_inputs(spec, call.decoded(spec))
+            raw = (
+                await asyncio.wrap_future(self._executor.submit(call.decoded, spec))
+                if call.heavy
+                else call.decoded(spec)
+            )
+            inputs = check_inputs(spec, raw)
             keys = output_keys(spec, call.output_filter)
             outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, call.model.name)
             result = PredictResult(handle.id.name, handle.id.version, spec.key, outputs, spec)

@@ -14,7 +14,7 @@ once per session:
 * ``tfs_good_config`` - ``good_model_config.txt`` with its placeholders substituted,
   ``monitoring_config.txt`` and the gRPC channel arguments of TF Serving's test.
 * ``tfs_batching`` - ``matrix_half_plus_two`` with ``--enable_batching
-  --batching_parameters_file=batching_config.txt``.
+  --batching_parameters_file=batching_config.txt`` (and Prometheus, to see the batches).
 """
 
 from __future__ import annotations
@@ -188,6 +188,7 @@ def tfs_batching(tfs_testdata: Path) -> Iterator[Endpoint]:
         f"--model_base_path={tfs_testdata / 'matrix_half_plus_two'}",
         "--enable_batching",
         f"--batching_parameters_file={tfs_testdata / 'batching_config.txt'}",
+        f"--monitoring_config_file={tfs_testdata / 'monitoring_config.txt'}",
         REST_TIMEOUT_FLAG,
     ])
     yield from _endpoint(server)

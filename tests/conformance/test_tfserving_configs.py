@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pytest
 import tensorflow as tf
+from prometheus_client.parser import text_string_to_metric_families
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 
@@ -209,3 +210,34 @@ def test_batched_grpc_equals_unbatched(tfs_batching: Endpoint, tfs_zoo: Endpoint
         assert got.shape == x.shape
         assert np.array_equal(got, grpc_matrix(tfs_zoo, x))
         assert np.array_equal(got, np.float32(0.5) * x + np.float32(2))
+
+
+def batching_sums(ep: Endpoint) -> dict[str, float]:
+    """``_count``/``_sum`` samples of the batching_session histograms (Prometheus text)."""
+    response = ep.http.get("/monitoring/prometheus/metrics")
+    assert response.status_code == 200
+    wanted = {f":tensorflow:serving:batching_session:{name}_{part}"
+              for name in ("input_batch_size", "processed_batch_size") for part in ("count", "sum")}
+    return {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name in wanted
+    }
+
+
+def test_batching_layer_runs_the_requests(tfs_batching: Endpoint) -> None:
+    """batching_config.txt is applied: every request's rows go through the batcher, in at
+    most as many batches as requests (TF's batching_session metrics)."""
+    inputs = matrix_inputs(24)
+    before = batching_sums(tfs_batching)
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        list(pool.map(lambda x: rest_matrix(tfs_batching, x), inputs))
+    after = batching_sums(tfs_batching)
+    delta = {k: after[k] - before.get(k, 0.0) for k in after}
+    rows = sum(len(x) for x in inputs)
+    prefix = ":tensorflow:serving:batching_session:"
+    assert delta[prefix + "input_batch_size_count"] == len(inputs)
+    assert delta[prefix + "input_batch_size_sum"] == rows
+    assert 1 <= delta[prefix + "processed_batch_size_count"] <= len(inputs)
+    assert delta[prefix + "processed_batch_size_sum"] >= rows

@@ -154,8 +154,8 @@ def test_rest_regress(tfs_default: Endpoint) -> None:
 def test_rest_regress_other_signatures(tfs_default: Endpoint) -> None:
     """regress_x_to_y2 (y2 = 0.5x + 3); regress_x2_to_y3 reads a float tensor x2:0, not
     serialized Examples, so the session refuses the strings (TF's own message)."""
-    body = ok_json(post(tfs_default, "/v1/models/default:regress",
-                        {"signature_name": "regress_x_to_y2", "examples": [{"x": 2.0}, {"x": 4.0}]}))
+    request = {"signature_name": "regress_x_to_y2", "examples": [{"x": 2.0}, {"x": 4.0}]}
+    body = ok_json(post(tfs_default, "/v1/models/default:regress", request))
     assert body == {"results": [4.0, 5.0]}
     response = post(tfs_default, "/v1/models/default:regress",
                     {"signature_name": "regress_x2_to_y3", "examples": [{"x2": 2.0}]})
@@ -385,7 +385,8 @@ def test_handler_predict_request_errors(tfs_zoo: Endpoint) -> None:
     strict=True,
 )
 def test_handler_predict_invalid_json_message(tfs_zoo: Endpoint) -> None:
-    message = error(post(tfs_zoo, f"/v1/models/{HANDLER_MODEL}:predict", b"instances = [1, 2]"), 400)
+    response = post(tfs_zoo, f"/v1/models/{HANDLER_MODEL}:predict", b"instances = [1, 2]")
+    message = error(response, 400)
     assert "JSON Parse error: Invalid value" in message
 
 

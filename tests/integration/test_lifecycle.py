@@ -4,9 +4,9 @@ Two extra servers, shared by the tests of this module, in file order:
 
 * ``versions``: version discovery and swaps under load, half-written and broken versions,
   a missing base path next to good models, latest{2} and specific policies.
-* ``reloading``: ``--model_config_file_poll_wait_seconds=1`` and
-  ``--wait_for_initial_models=false``: readiness, models added/removed, labels changed and a
-  bad edit, all through the config file.
+* ``reloading``: ``--model_config_file_poll_wait_seconds=1``,
+  ``--wait_for_initial_models=false`` and load retries: readiness, models added/removed,
+  labels changed and a bad edit, all through the config file.
 """
 
 from __future__ import annotations
@@ -370,7 +370,8 @@ def reloading(models_dir: Path, tmp_path_factory: pytest.TempPathFactory
         f"--model_config_file={config}",
         "--model_config_file_poll_wait_seconds=1",
         "--file_system_poll_wait_seconds=1",
-        "--max_num_load_retries=0",
+        "--max_num_load_retries=2",
+        "--load_retry_interval_micros=300000",
         "--wait_for_initial_models=false",
     ], grpc_port=False)
     with httpx.Client(base_url=server.rest, timeout=30) as client:
@@ -468,6 +469,12 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
     assert found is not None
     state, code, message = found[1]
     assert state == "END" and code != "OK" and message
+    # --max_num_load_retries=2: three attempts, 0.3 s apart, before the version ended.
+    logs = reloading.server.logs()
+    assert logs.count("Loading servable: {name: gamma version: 1} from") == 3
+    for attempt in (1, 2):
+        assert (f"Loading {{name: gamma version: 1}} failed (attempt {attempt} of 3), "
+                "retrying in 0.3s") in logs
     assert reloading.ready() == 503
     assert reloading.http.get("/v2/models/gamma/ready").status_code == 503
     assert reloading.http.get("/v2/models/alpha/ready").status_code == 200

@@ -145,7 +145,7 @@ class RestApp:
             return 200, self._metadata(model)
         doc = await self._parse(body)
         if route.action == "predict":
-            return 200, await self._predict(model, doc)
+            return 200, await self._predict(model, doc, heavy=len(body) > _OFFLOAD_BYTES)
         signature, request_input = json_codec.parse_examples(doc)
         timeout = self._options.timeout_s
         if route.action == "classify":
@@ -159,12 +159,19 @@ class RestApp:
             return await asyncio.get_running_loop().run_in_executor(None, json_codec.loads, body)
         return json_codec.loads(body)
 
-    async def _predict(self, model: ServableRequest, doc: Any) -> bytes:
+    async def _predict(self, model: ServableRequest, doc: Any, heavy: bool) -> bytes:
         parsed = json_codec.parse_predict(doc)
         call = PredictCall(
-            model, parsed.signature_name, lambda spec: json_codec.decode_inputs(parsed, spec)
+            model,
+            parsed.signature_name,
+            lambda spec: json_codec.decode_inputs(parsed, spec),
+            heavy=heavy,
         )
         result = await self._service.predict(call, REST, self._options.timeout_s)
+        if heavy or _large(result.outputs):
+            return await asyncio.get_running_loop().run_in_executor(
+                None, json_codec.encode_predict, result.outputs, parsed.columnar
+            )
         return json_codec.encode_predict(result.outputs, parsed.columnar)
 
     def _status(self, model: ServableRequest) -> bytes:
@@ -236,6 +243,11 @@ class RestApp:
         ready = self._service.model_ready(name, version)
         body = orjson.dumps({"name": name, "ready": ready})
         return (200 if ready else 503), body, JSON
+
+
+def _large(outputs: Mapping[str, Any]) -> bool:
+    """Outputs big enough that JSON encoding belongs on a worker thread."""
+    return sum(getattr(v, "size", 0) for v in outputs.values()) > _OFFLOAD_BYTES // 16
 
 
 def _proto_json(message: Any) -> bytes:
