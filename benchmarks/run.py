@@ -869,7 +869,7 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
         a, b = r.extra["rss_first"], r.extra["rss_last"]
         checks.append(
             Check(
-                f"{r.protocol} RSS within ±5% from 10k to 100k requests",
+                f"{r.protocol} RSS within ±5% ({r.scenario}: first 10% vs end)",
                 f"{a:.0f} → {b:.0f} MiB ({(b - a) / a * 100:+.1f}%), {r.failed} failed",
                 abs(b - a) <= 0.05 * a,
             )

@@ -41,6 +41,9 @@ class SignatureSpec:
     inputs: Mapping[str, TensorSpec]
     outputs: Mapping[str, TensorSpec]
     defaults: frozenset[str] = field(default_factory=frozenset)
+    # Whether the runtime enforces ``inputs[k].shape``: a TF1 session feeds a tensor as
+    # given (TF Serving's behaviour, relied on by its own tests), a TF2 function does not.
+    enforces_shapes: bool = True
 
 
 class Servable(Protocol):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
-from tensorserve.errors import ServingError, Unknown
+from tensorserve.errors import Unknown
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -112,8 +112,3 @@ class QueueExecutor(Executor):
         for job in jobs:
             job()
         return len(jobs)
-
-
-def serving_error(message: str) -> ServingError:
-    """An UNKNOWN ServingError, as a broken SavedModel raises."""
-    return Unknown(message)

@@ -119,8 +119,10 @@ def to_serving_error(exc: Exception) -> ServingError:
 
 
 class _BaseServable:
+    enforces_shapes = True
+
     def __init__(self, meta: meta_graph_pb2.MetaGraphDef) -> None:
-        self._signatures = sigs.signature_specs(meta.signature_def)
+        self._signatures = sigs.signature_specs(meta.signature_def, self.enforces_shapes)
         self._sig_map = sigs.signature_def_map_bytes(meta.signature_def)
 
     @property
@@ -142,6 +144,8 @@ class SessionServable(_BaseServable):
     placeholder's static shape here (``{"instances": [2.0, 3.0]}`` feeds a
     ``[-1, 1]`` placeholder, as users of half_plus_two expect).
     """
+
+    enforces_shapes = False
 
     def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeOptions):
         super().__init__(meta)

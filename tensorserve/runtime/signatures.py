@@ -28,7 +28,9 @@ def tensor_spec(info: meta_graph_pb2.TensorInfo) -> TensorSpec:
     return TensorSpec(tensor_name=info.name, dtype=dtypes.base(int(info.dtype)), shape=shape)
 
 
-def signature_spec(key: str, sig: meta_graph_pb2.SignatureDef) -> SignatureSpec:
+def signature_spec(
+    key: str, sig: meta_graph_pb2.SignatureDef, enforces_shapes: bool = True
+) -> SignatureSpec:
     """A ``SignatureDef`` reduced to what validation and execution need."""
     return SignatureSpec(
         key=key,
@@ -36,14 +38,15 @@ def signature_spec(key: str, sig: meta_graph_pb2.SignatureDef) -> SignatureSpec:
         inputs=MappingProxyType({k: tensor_spec(v) for k, v in sig.inputs.items()}),
         outputs=MappingProxyType({k: tensor_spec(v) for k, v in sig.outputs.items()}),
         defaults=frozenset(sig.defaults.keys()),
+        enforces_shapes=enforces_shapes,
     )
 
 
 def signature_specs(
-    sigs: Mapping[str, meta_graph_pb2.SignatureDef],
+    sigs: Mapping[str, meta_graph_pb2.SignatureDef], enforces_shapes: bool = True
 ) -> Mapping[str, SignatureSpec]:
     """Every signature of a MetaGraphDef, keyed as in the SavedModel."""
-    return MappingProxyType({k: signature_spec(k, v) for k, v in sigs.items()})
+    return MappingProxyType({k: signature_spec(k, v, enforces_shapes) for k, v in sigs.items()})
 
 
 def signature_def_map_bytes(sigs: Mapping[str, meta_graph_pb2.SignatureDef]) -> bytes:

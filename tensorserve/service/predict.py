@@ -76,10 +76,10 @@ def check_inputs(spec: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> dict[
             f"len({_set(sent)}) != len({_set(expected)}). Sent extra: {_set(sent - expected)}. "
             f"Missing but required: {_set(expected - sent - spec.defaults)}."
         )
-    return {k: _check_tensor(k, spec.inputs[k], v) for k, v in inputs.items()}
+    return {k: _check_tensor(k, spec.inputs[k], v, spec.enforces_shapes) for k, v in inputs.items()}
 
 
-def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray:
+def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray, check_shape: bool) -> np.ndarray:
     want = dtypes.base(spec.dtype)
     got = dtypes.from_numpy(value.dtype)
     if got != want:
@@ -87,7 +87,7 @@ def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray
             f"Expects arg '{alias}' to be {dtypes.short_name(want)} but "
             f"{dtypes.short_name(got)} is provided"
         )
-    if spec.shape is not None and not _shape_ok(spec.shape, value.shape):
+    if check_shape and spec.shape is not None and not _shape_ok(spec.shape, value.shape):
         raise InvalidArgument(
             f"Input '{alias}' has shape {list(value.shape)} but the signature expects "
             f"{list(spec.shape)} (-1 = any size)"
@@ -96,6 +96,7 @@ def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray) -> np.ndarray
 
 
 def _shape_ok(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
+    """Same rank, and every known dimension matches."""
     if len(expected) != len(got):
         return False
     return all(e < 0 or e == g for e, g in zip(expected, got, strict=True))

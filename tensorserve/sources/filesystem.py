@@ -67,6 +67,11 @@ class LocalFileSystem:
         entries: list[tuple[str, int, int]] = []
         newest_ns = 0
         for root, _dirs, files in os.walk(path):
+            try:  # folders count too: one just created, still empty, is new
+                st = os.stat(root)
+                newest_ns = max(newest_ns, st.st_mtime_ns, st.st_ctime_ns)
+            except OSError:
+                continue
             for name in files:
                 full = os.path.join(root, name)
                 try:
@@ -101,6 +106,7 @@ class FileSystemSource:
         self._require_stable = require_stable
         self._wall_clock = wall_clock
         self._lock = threading.Lock()
+        self._poll_lock = threading.Lock()  # one poll at a time (poll thread vs. reloads)
         self._models: dict[str, ModelConfig] = {}
         self._seen: dict[str, tuple[Fingerprint, float]] = {}  # path -> (files, first seen)
         self._complete: set[str] = set()
@@ -116,6 +122,10 @@ class FileSystemSource:
 
     def poll(self) -> None:
         """One pass over every model; never raises for one model's problem."""
+        with self._poll_lock:
+            self._poll()
+
+    def _poll(self) -> None:
         with self._lock:
             models = list(self._models.values())
         for config in models:
@@ -187,9 +197,11 @@ class FileSystemSource:
     def _is_complete(self, fs: FileSystem, config: ModelConfig, path: str) -> bool:
         if path in self._complete:
             return True
-        if not any(fs.exists(fs.join(path, f)) for f in _SAVED_MODEL_FILES):
+        has_model = any(fs.exists(fs.join(path, f)) for f in _SAVED_MODEL_FILES)
+        if not has_model and not self._require_stable:
+            return True  # polled once: let the load fail with the reason, as TF Serving
+        if not has_model and path not in self._seen:
             log.info("Servable %s: %s has no saved_model.pb yet; waiting", config.name, path)
-            return False
         ok = True
         if self._require_stable:
             fingerprint, newest = fs.fingerprint(path)
@@ -198,6 +210,8 @@ class FileSystemSource:
             if seen is None or seen[0] != fingerprint:
                 seen = self._seen[path] = (fingerprint, now)
             ok = now - min(newest, seen[1]) >= self._settle_s
+            # A folder that stopped changing without a saved_model.pb is not being copied:
+            # aspire it so its load fails and the status says why (e.g. a TFLite-only folder).
         if ok:
             self._complete.add(path)
             self._seen.pop(path, None)

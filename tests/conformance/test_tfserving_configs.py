@@ -32,15 +32,6 @@ pytestmark = pytest.mark.conformance
 
 START_TIMEOUT = 120.0
 
-SHAPE_BUG = pytest.mark.xfail(
-    reason=(
-        "BUG: tensorserve/service/predict.py _check_tensor() rejects x of shape [1] against "
-        "half_plus_two's declared [-1, 1] (\"Input 'x' has shape [1] but the signature "
-        "expects [-1, 1]\", INVALID_ARGUMENT); TF Serving does not check static shapes and "
-        "its testGoodModelConfig gets y = [3.0] for this exact request."
-    ),
-    strict=True,
-)
 
 
 def run_server_expecting_exit(args: list[str]) -> subprocess.CompletedProcess[str]:
@@ -69,7 +60,6 @@ def check_y(result: predict_pb2.PredictResponse, model: str, y: float, version: 
 # ---- good_model_config.txt -----------------------------------------------------------------
 
 
-@SHAPE_BUG
 @pytest.mark.parametrize("specify_output", [True, False])
 def test_good_config_half_plus_two_grpc(tfs_good_config: Endpoint, specify_output: bool) -> None:
     request = predict_request("half_plus_two", output_filter=specify_output)

@@ -39,18 +39,6 @@ END = get_model_status_pb2.ModelVersionStatus.END
 CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
 
-SHAPE_BUG = pytest.mark.xfail(
-    reason=(
-        "BUG: tensorserve/service/predict.py _check_tensor() rejects an input whose shape "
-        "differs from the signature's static TensorInfo shape (x [3] or [1] against "
-        "half_plus_two's [-1, 1]: \"Input 'x' has shape [3] but the signature expects "
-        "[-1, 1]\", HTTP 400 / INVALID_ARGUMENT). TF Serving checks only aliases and dtypes; "
-        "its session feeds the placeholder as given, so {\"instances\": [2.0, 3.0, 4.0]} -> "
-        "{\"predictions\": [3.0, 3.5, 4.0]} and a gRPC x of shape [1] -> y [3.0] (its own "
-        "tests). Drop the static-shape check (at least for the session runtime)."
-    ),
-    strict=True,
-)
 
 
 def post(ep: Endpoint, path: str, body: Any) -> httpx.Response:
@@ -116,13 +104,11 @@ def grpc_metadata_as_json(
 # ---- half_plus_two_cpu as "default": tensorflow_model_server_test.py over REST -------------
 
 
-@SHAPE_BUG
 def test_rest_predict_row(tfs_default: Endpoint) -> None:
     body = ok_json(post(tfs_default, "/v1/models/default:predict", {"instances": [2.0, 3.0, 4.0]}))
     assert body == {"predictions": [3.0, 3.5, 4.0]}
 
 
-@SHAPE_BUG
 def test_rest_predict_columnar(tfs_default: Endpoint) -> None:
     body = ok_json(post(tfs_default, "/v1/models/default:predict", {"inputs": [2.0, 3.0, 4.0]}))
     assert body == {"outputs": [3.0, 3.5, 4.0]}
@@ -178,7 +164,6 @@ def test_rest_metadata(tfs_default: Endpoint, tfs_testdata: Path) -> None:
 # ---- half_plus_two_cpu as "default": tensorflow_model_server_test.py over gRPC -------------
 
 
-@SHAPE_BUG
 @pytest.mark.parametrize("specify_output", [True, False])
 def test_grpc_predict(tfs_default: Endpoint, specify_output: bool) -> None:
     """``testPredictSavedModel``: x = [2.0] of shape [1] -> y = [3.0]."""
@@ -289,7 +274,6 @@ HANDLER_PATHS = [
 ]
 
 
-@SHAPE_BUG
 @pytest.mark.parametrize(
     ("path", "request_body", "expected"),
     [
@@ -374,16 +358,6 @@ def test_handler_predict_request_errors(tfs_zoo: Endpoint) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG: tensorserve/protocols/rest/json_codec.py _orjson_reason() passes orjson's "
-        "'unexpected character, expected a JSON value' through; TF Serving (rapidjson) says "
-        "'JSON Parse error: Invalid value. at offset: 0' for the body 'instances = [1, 2]', "
-        "and http_rest_api_handler_test.cc checks the substring 'JSON Parse error: Invalid "
-        "value'. Map that orjson reason to rapidjson's 'Invalid value.'"
-    ),
-    strict=True,
-)
 def test_handler_predict_invalid_json_message(tfs_zoo: Endpoint) -> None:
     response = post(tfs_zoo, f"/v1/models/{HANDLER_MODEL}:predict", b"instances = [1, 2]")
     message = error(response, 400)
@@ -624,7 +598,6 @@ def test_variant_loads_and_answers(tfs_zoo: Endpoint, model: str) -> None:
     check_model_spec(result.model_spec, model, "serving_default", 123)
 
 
-@SHAPE_BUG
 @pytest.mark.parametrize("model", ["mkl", "with_config", "with_empty_config"])
 def test_variant_predict_instances(tfs_zoo: Endpoint, model: str) -> None:
     """INDEX.md's request on the variants whose x is declared [-1, 1]."""
@@ -671,24 +644,11 @@ def test_gpu_model_fails_with_clear_status(tfs_zoo: Endpoint, model: str) -> Non
 # ---- a TFLite-only folder without --prefer_tflite_model -------------------------------------
 
 
-@pytest.mark.xfail(
-    reason=(
-        "BUG (deviation): tensorserve/sources/filesystem.py FileSystemSource._is_complete() "
-        "never aspires a version folder without saved_model.pb (only an INFO log 'has no "
-        "saved_model.pb yet; waiting'), so a TFLite-only model (00000123/model.tflite) stays "
-        "invisible: status is 404 'Could not find any versions of model tflite' forever. "
-        "TF Serving aspires the folder and its load fails ('Could not find SavedModel .pb or "
-        ".pbtxt at supplied export directory path: ...'), so the status shows version 123 END "
-        "with that error. Report such a folder as a failed version (at least after the "
-        "settle time)."
-    ),
-    strict=True,
-)
 def test_tflite_only_folder_reports_load_error(tfs_zoo: Endpoint) -> None:
     body = ok_json(tfs_zoo.http.get("/v1/models/tflite"))
     [entry] = body["model_version_status"]
     assert (entry["version"], entry["state"]) == ("123", "END")
-    assert "saved_model.pb" in entry["status"]["error_message"]
+    assert "Could not find SavedModel .pb or .pbtxt" in entry["status"]["error_message"]
 
 
 def test_tflite_only_folder_is_not_served(tfs_zoo: Endpoint) -> None:

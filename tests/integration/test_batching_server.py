@@ -111,8 +111,8 @@ def batch(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     shutil.copytree(models_dir / "half_plus_two" / "1", root / "hp2" / "1")
     shutil.copytree(models_dir / "mlp" / "1", root / "tiny" / "1")
     export_widths_model(root / "widths" / "1")
-    for name, params in PER_MODEL_PARAMS.items():
-        (root / name / "1" / "batching_params.pbtxt").write_text(params)
+    for name, text in PER_MODEL_PARAMS.items():
+        (root / name / "1" / "batching_params.pbtxt").write_text(text)
     config = root / "models.config"
     config.write_text(model_config([(n, str(root / n), "") for n in PER_MODEL_PARAMS]))
     params = root / "batching.config"
@@ -333,7 +333,7 @@ def test_full_queue_is_unavailable_with_tf_serving_message(
             return f"grpc {error.code().name}", error.details()
 
     rejected: list[tuple[str, Any]] = []
-    for _burst in range(5):
+    for _burst in range(8):
         with ThreadPoolExecutor(24) as pool:
             results = list(pool.map(run, range(24)))
         for status, payload in results:
@@ -345,7 +345,7 @@ def test_full_queue_is_unavailable_with_tf_serving_message(
                 rejected.append((status, payload))
         if rejected:
             break
-    assert rejected, "no request was rejected in 5 bursts of 24"
+    assert rejected, "no request was rejected in 8 bursts of 24"
 
 
 def test_request_larger_than_max_batch_size_is_invalid(

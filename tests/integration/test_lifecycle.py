@@ -294,6 +294,23 @@ def test_broken_version_never_displaces_the_served_one(versions: Versions) -> No
     assert_strings_serves(client)
 
 
+def test_deleting_the_newest_folders_rolls_back_to_an_older_version(versions: Versions) -> None:
+    client = versions.http
+    with Hammer(versions.server.rest, "hp2", threads=2) as hammer:
+        wait_for(lambda: hammer.seen(V1_MATH) >= 10, "version 3 answers before the rollback")
+        shutil.rmtree(versions.hp2 / "4")
+        shutil.rmtree(versions.hp2 / "3")
+        # latest{1} now aspires version 2 again, which was unloaded earlier: it loads anew.
+        wait_for(lambda: hammer.seen(V2_MATH) >= 20, "version 2 to answer again")
+    hammer.assert_clean_switch(V1_MATH, V2_MATH)
+    wait_for(lambda: states(client, "hp2") == {4: "END", 3: "END", 2: "AVAILABLE", 1: "END"},
+             "version 3 to unload")
+    found = statuses(client, "hp2")
+    assert found is not None
+    assert found[4][1] != "OK"  # the failed version keeps its error
+    assert found[3] == ("END", "OK", "")
+
+
 def test_missing_base_path_does_not_affect_the_other_models(versions: Versions) -> None:
     client = versions.http
     response = client.get("/v1/models/ghost")
@@ -303,7 +320,7 @@ def test_missing_base_path_does_not_affect_the_other_models(versions: Versions) 
     assert response.status_code == 404
     assert response.json() == {"error": "Servable not found for request: Latest(ghost)"}
     assert_strings_serves(client)
-    assert predictions(client, "hp2") == V1_MATH
+    assert predictions(client, "hp2") == V2_MATH
     assert f"Could not find base path {versions.ghost} for servable ghost" in (
         versions.server.logs())
     # The base path shows up later: the next polls pick it up.
@@ -484,9 +501,23 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
     wait_for(lambda: reloading.ready() == 200, "readiness after gamma was removed")
 
 
+def test_config_changes_a_version_policy(reloading: Reloading) -> None:
+    specific = ("beta", str(reloading.models / "half_plus_two"),
+                "model_version_policy { specific { versions: 1 } }")
+    reloading.write_config(alpha(reloading), specific)
+    wait_for(lambda: states(reloading.http, "beta") == {2: "END", 1: "AVAILABLE"},
+             "beta version 2 to unload")
+    assert predictions(reloading.http, "beta") == V1_MATH
+    # The new config has no labels: the old ones are gone.
+    response = predict(reloading.http, "beta", "/labels/stable")
+    assert response.status_code == 400
+    assert response.json() == {"error": "Unrecognized servable version label: stable"}
+
+
 def test_config_removes_a_model(reloading: Reloading) -> None:
     reloading.write_config(alpha(reloading))
     wait_for(lambda: states(reloading.http, "beta") == {2: "END", 1: "END"}, "beta to unload")
+    assert reloading.log_count("Unloaded servable version {name: beta version: 1}") == 1
     response = predict(reloading.http, "beta")
     assert response.status_code == 404
     assert response.json() == {"error": "Servable not found for request: Latest(beta)"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -188,28 +189,40 @@ def test_base_path_without_versions_reports_an_empty_set(
     )
 
 
-def test_folder_without_saved_model_is_skipped(tmp_path: Path) -> None:
+def test_folder_without_saved_model_is_skipped_while_being_written(tmp_path: Path) -> None:
     make_version(tmp_path, "1")
-    (tmp_path / "2" / "variables").mkdir(parents=True)  # no saved_model.pb (yet)
     make_version(tmp_path, "3", pbtxt=True)
     rec = Recorder()
-    src = source(rec)
+    clock = Clock(time.time() + 100 * SETTLE_S)  # versions 1 and 3 look old
+    src = source(rec, stable=True, clock=clock)
     src.set_models([model("m", tmp_path, VersionPolicy("all"))])
     src.poll()
     assert rec.calls == [("m", {3: str(tmp_path / "3"), 1: str(tmp_path / "1")})]
+    clock.now = time.time()
+    (tmp_path / "2" / "variables").mkdir(parents=True)  # being copied: no saved_model.pb yet
+    (tmp_path / "2" / "variables" / "variables.index").write_bytes(b"index")
+    src.poll()
+    assert rec.last("m") == {3: str(tmp_path / "3"), 1: str(tmp_path / "1")}
     (tmp_path / "2" / "saved_model.pb").write_bytes(b"graph")
+    src.poll()
+    assert rec.last("m") == {3: str(tmp_path / "3"), 1: str(tmp_path / "1")}
+    clock.now += SETTLE_S
     src.poll()
     assert rec.last("m") == {v: str(tmp_path / str(v)) for v in (1, 2, 3)}
 
 
-def test_latest_ignores_an_incomplete_newer_folder(tmp_path: Path) -> None:
+def test_just_created_empty_folder_is_not_aspired(tmp_path: Path) -> None:
+    """``cp -r`` creates the version folder first: a poll right then must not aspire it."""
     make_version(tmp_path, "1")
-    (tmp_path / "2").mkdir()
     rec = Recorder()
-    src = source(rec)
+    clock = Clock(time.time() + 100 * SETTLE_S)
+    src = source(rec, stable=True, clock=clock)
     src.set_models([model("m", tmp_path)])
     src.poll()
-    assert rec.calls == [("m", {1: str(tmp_path / "1")})]  # version 1 keeps being aspired
+    clock.now = time.time()
+    (tmp_path / "2").mkdir()
+    src.poll()
+    assert rec.calls == [("m", {1: str(tmp_path / "1")})] * 2  # version 1 keeps being aspired
 
 
 def test_changing_folder_is_reported_only_once_stable(tmp_path: Path) -> None:
@@ -338,3 +351,36 @@ def test_poll_error_of_one_model_is_contained(tmp_path: Path) -> None:
     src.set_models([model("bad", tmp_path / "bad"), model("good", tmp_path / "good")])
     src.poll()
     assert rec.calls == [("good", {2: str(tmp_path / "good" / "2")})]
+
+
+def test_polls_never_overlap(tmp_path: Path) -> None:
+    """The poll thread and a config reload both poll: one at a time, so the "unchanged since"
+    bookkeeping never sees two polls interleaved."""
+    entered = [threading.Event(), threading.Event()]
+    release = threading.Event()
+
+    class Blocking(LocalFileSystem):
+        calls = 0
+
+        def listdir(self, path: str) -> list[str]:
+            index = Blocking.calls
+            Blocking.calls += 1
+            entered[min(index, 1)].set()
+            if index == 0:
+                assert release.wait(10)
+            return super().listdir(path)
+
+    make_version(tmp_path, "1")
+    rec = Recorder()
+    src = FileSystemSource(lambda _p: Blocking(), rec, require_stable=False)
+    src.set_models([model("m", tmp_path)])
+    threads = [threading.Thread(target=src.poll, daemon=True) for _ in range(2)]
+    threads[0].start()
+    assert entered[0].wait(10)
+    threads[1].start()
+    assert not entered[1].wait(0.3), "a second poll ran while the first one was still listing"
+    release.set()
+    for thread in threads:
+        thread.join(10)
+    assert entered[1].is_set()
+    assert rec.calls == [("m", {1: str(tmp_path / "1")})] * 2

@@ -79,10 +79,11 @@ def test_loads_empty_body_message_matches_tf_serving() -> None:
         (b"[1] x", "JSON Parse error: unexpected content after document at offset: 4"),
         (
             b'["\xc3\xa9", x]',
-            "JSON Parse error: unexpected character, expected a JSON value at offset: 6",
+            "JSON Parse error: Invalid value. at offset: 6",
         ),
-        (b"[NaN, x]", "JSON Parse error: Expecting value at offset: 6"),
-        (b'["\xc3\xa9", NaN, x]', "JSON Parse error: Expecting value at offset: 12"),
+        (b"[NaN, x]", "JSON Parse error: Invalid value. at offset: 6"),
+        # orjson counts characters here, as on the fast path ("é" is one).
+        (b'["\xc3\xa9", NaN, x]', "JSON Parse error: Invalid value. at offset: 11"),
         (b'[NaN, "\xff"]', "JSON Parse error: Invalid encoding in string. at offset: 7"),
     ],
     ids=[

@@ -283,9 +283,9 @@ BAD_PROTOS: dict[str, tuple[Callable[[], tensor_pb2.TensorProto], str]] = {
         "dcomplex_val has 3 values; expected (real, imaginary) pairs",
     ),
     "repeat_above_cap": (
-        lambda: typed(dtypes.DT_FLOAT, [2**31 + 1], float_val=[1.0]),
-        "float_val has 1 values to expand to shape [2147483649]: 2147483649 elements exceed "
-        "the limit of 2147483648",
+        lambda: typed(dtypes.DT_FLOAT, [2**26 + 1], float_val=[1.0]),
+        "float_val has 1 values to expand to shape [67108865]: 67108865 elements exceed "
+        "the limit of 67108864",
     ),
     "zero_fill_above_cap": (
         lambda: typed(dtypes.DT_STRING, [2**20, 2**12]),

@@ -130,6 +130,7 @@ def loads(body: bytes) -> Any:
 _REASONS: Final = {
     "input data is empty": "The document is empty.",
     "number is infinity when parsed as double": "Number too big to be stored in double.",
+    "unexpected character, expected a JSON value": "Invalid value.",
 }
 
 
@@ -153,13 +154,13 @@ def _loads_with_constants(body: bytes) -> Any:
     same length, so every other error keeps orjson's message and byte offset.
     """
     try:
-        orjson.loads(_CONSTANT_OR_STRING.sub(_mask_constant, body))
-    except orjson.JSONDecodeError as err:
-        raise _parse_error(_orjson_reason(err.msg), err.pos) from None
-    try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as err:
         raise _parse_error("Invalid encoding in string.", err.start) from None
+    try:
+        orjson.loads(_CONSTANT_OR_STRING.sub(_mask_constant, body))
+    except orjson.JSONDecodeError as err:
+        raise _parse_error(_orjson_reason(err.msg), err.pos) from None
     parse_float = _finite_float if _BIG_EXPONENT.search(body) else None
     try:
         return json.loads(text, parse_float=parse_float)
