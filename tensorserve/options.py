@@ -88,6 +88,12 @@ class ServerOptions:
     log_format: str = _opt("text", "text or json", extra=True)
     log_level: str = _opt("INFO", "DEBUG, INFO, WARNING or ERROR", extra=True)
     access_log: bool = _opt(False, "Log every request (method, path, status, latency)", extra=True)
+    compute_inline_budget_us: float = _opt(
+        250.0,
+        "Run a lone request on the event loop when its signature takes less than this "
+        "(saves two thread hand-offs); 0 always uses the compute threads",
+        extra=True,
+    )
     shutdown_grace_seconds: float = _opt(
         30.0, "On SIGTERM, how long in-flight requests may take to finish", extra=True
     )

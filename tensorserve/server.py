@@ -194,7 +194,13 @@ class ModelServer:
         )
         self.core.attach_source(self.source)
         self.request_logging = RequestLogging(self.metrics)
-        self.service = Service(self.core, self._compute, self.metrics, self.request_logging)
+        self.service = Service(
+            self.core,
+            self._compute,
+            self.metrics,
+            self.request_logging,
+            inline_budget_us=options.compute_inline_budget_us,
+        )
         self.warmup = Warmup(
             options.enable_model_warmup,
             options.num_request_iterations_for_warmup,
@@ -255,8 +261,12 @@ class ModelServer:
         grpc_server = self.grpc
         assert grpc_server is not None
 
+        pending: set[asyncio.Task[None]] = set()
+
         def refresh() -> None:
-            asyncio.ensure_future(grpc_server.set_serving(self.service.ready()))
+            task = asyncio.ensure_future(grpc_server.set_serving(self.service.ready()))
+            pending.add(task)  # keep a reference until it is done
+            task.add_done_callback(pending.discard)
 
         def on_event(_event: StateEvent) -> None:
             if not loop.is_closed():

@@ -43,7 +43,9 @@ def main_config(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def server(main_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The main server: REST + gRPC, Prometheus on, the fixture models."""
     monitoring = tmp_path_factory.mktemp("mon") / "monitoring.config"
-    monitoring.write_text('prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }')
+    monitoring.write_text(
+        'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }'
+    )
     srv = start_server([
         f"--model_config_file={main_config}",
         f"--monitoring_config_file={monitoring}",

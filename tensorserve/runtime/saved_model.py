@@ -120,6 +120,7 @@ def to_serving_error(exc: Exception) -> ServingError:
 
 class _BaseServable:
     enforces_shapes = True
+    inline_ok = True  # run() never waits on other requests (see service/dispatch.py)
 
     def __init__(self, meta: meta_graph_pb2.MetaGraphDef) -> None:
         self._signatures = sigs.signature_specs(meta.signature_def, self.enforces_shapes)

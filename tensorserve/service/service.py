@@ -31,7 +31,6 @@ from tensorserve.core.ids import ServableRequest
 from tensorserve.core.server_core import ServerCore
 from tensorserve.errors import (
     Code,
-    DeadlineExceeded,
     InvalidArgument,
     ServingError,
     Unavailable,
@@ -43,6 +42,7 @@ from tensorserve.servable import (
     SignatureSpec,
 )
 from tensorserve.service import examples, request_logging
+from tensorserve.service.dispatch import Dispatcher
 from tensorserve.service.predict import (
     PredictCall,
     PredictResult,
@@ -92,9 +92,11 @@ class Service:
         executor: Executor,
         metrics: RequestMetrics | None = None,
         request_log: RequestLog | None = None,
+        inline_budget_us: float = 250.0,
     ) -> None:
         self.core = core
         self._executor = executor
+        self._dispatcher = Dispatcher(executor, inline_budget_us)
         self._metrics = metrics
         self._request_log = request_log
         self._closed = False
@@ -340,20 +342,9 @@ class Service:
         timeout_s: float | None,
         model: str,
     ) -> dict[str, np.ndarray]:
-        """Run on the executor; the servable stays held until the computation ends."""
+        """Run the signature (see ``service/dispatch.py``) and record the runtime latency."""
         start = time.perf_counter()
-        hold = handle.retain()  # kept until the computation ends, even if this call is cancelled
-        try:
-            future = self._executor.submit(handle.servable.run, signature, inputs, keys, timeout_s)
-        except BaseException:
-            hold.release()
-            raise
-        future.add_done_callback(lambda _f: hold.release())
-        try:
-            async with asyncio.timeout(timeout_s):
-                outputs: dict[str, np.ndarray] = await asyncio.wrap_future(future)
-        except TimeoutError:
-            raise DeadlineExceeded("Deadline Exceeded") from None
+        outputs = await self._dispatcher.run(handle, signature, inputs, keys, timeout_s)
         if self._metrics is not None:
             self._metrics.record_runtime(model, "Predict", (time.perf_counter() - start) * 1e6)
         return outputs

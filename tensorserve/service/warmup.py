@@ -167,11 +167,13 @@ class Warmup:
                 try:
                     servable.run(spec.key, inputs, sorted(spec.outputs), None)
                 except ServingError as exc:
-                    log.info(
-                        "Synthetic warm-up of %s v%d signature %s skipped: %s",
-                        model,
-                        version,
-                        spec.key,
-                        exc.message,
+                    logs.log_event(
+                        log,
+                        logging.INFO,
+                        f"Synthetic warm-up of {model} v{version} signature {spec.key} "
+                        f"skipped: {exc.message}",
+                        model=model,
+                        version=version,
+                        signature=spec.key,
                     )
                     break
