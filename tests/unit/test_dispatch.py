@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -48,6 +49,14 @@ def run(coro_factory: object) -> None:
 
 
 X = {"x": np.ones((1, 4), np.float32)}
+
+
+async def until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    """Yield to the loop until ``condition`` holds (a deadline, not a timing assertion)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.001)
 
 
 def test_first_call_uses_the_pool_then_a_fast_lone_call_runs_inline() -> None:
@@ -100,11 +109,10 @@ def test_concurrent_calls_go_to_the_pool() -> None:
             servable.gate.clear()
             # "slow" has no estimate yet, so it goes to the pool and blocks there ...
             first = asyncio.ensure_future(dispatcher.run(handle, "slow", X, ["y"], None))
-            await asyncio.sleep(0.05)
+            await until(lambda: len(servable.threads) == 1)
             # ... and while it computes, even the known-fast signature uses the pool.
             second = asyncio.ensure_future(dispatcher.run(handle, "fast", X, ["y"], None))
-            await asyncio.sleep(0.05)
-            assert len(servable.threads) == 2
+            await until(lambda: len(servable.threads) == 2)
             servable.gate.set()
             await asyncio.gather(first, second)
 
