@@ -13,6 +13,7 @@ import contextlib
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -25,11 +26,35 @@ import bench_models as bm
 import loadgen
 import numpy as np
 
+_HANDED_OUT: set[int] = set()
+
 
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free TCP port *below* the kernel's ephemeral range.
+
+    Ports from the ephemeral range can be taken between our check and the server's bind by
+    the load generators' own client sockets (or by other work on the VM), so pick from below it.
+    """
+    low = 32768
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        pass
+    lo, hi = (20000, low - 1) if low > 21000 else (low // 2, low - 1)
+    rng = random.Random()
+    for _ in range(500):
+        port = rng.randint(lo, hi)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError("no free port found")
 
 
 def rss_bytes(pid: int) -> int:

@@ -33,6 +33,7 @@ from tensorserve.core.policy import (
 )
 from tensorserve.core.states import ManagerState
 from tensorserve.errors import NotFound, ServingError, Unknown
+from tensorserve.logs import log_event
 
 log = logging.getLogger(__name__)
 H = HarnessState
@@ -256,16 +257,26 @@ class AspiredVersionsManager:
             else:
                 harness.state = H.ERROR
         if retry:
-            log.warning(
-                "Loading %s failed (attempt %d of %d), retrying in %.1fs: %s",
-                harness.id,
-                harness.attempts,
-                self._max_retries + 1,
-                self._retry_interval,
-                error,
+            log_event(
+                log,
+                logging.WARNING,
+                "Loading failed; will retry",
+                model=harness.id.name,
+                version=harness.id.version,
+                attempt=harness.attempts,
+                attempts=self._max_retries + 1,
+                retry_in_s=self._retry_interval,
+                error=error.message,
             )
         else:
-            log.error("Loading %s failed for good: %s", harness.id, error)
+            log_event(
+                log,
+                logging.ERROR,
+                "Loading failed for good",
+                model=harness.id.name,
+                version=harness.id.version,
+                error=error.message,
+            )
             self._publish([StateEvent(harness.id, ManagerState.END, error)])
         self.wake()
 

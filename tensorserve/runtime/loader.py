@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from tensorserve import logs
 from tensorserve.runtime import saved_model
 from tensorserve.servable import Servable
 
@@ -44,8 +45,13 @@ class SavedModelLoader:
 
     def load(self) -> Any:
         start = time.perf_counter()
-        log.info(
-            "Loading servable: {name: %s version: %d} from %s", self.model, self.version, self.path
+        logs.log_event(
+            log,
+            logging.INFO,
+            "Loading servable",
+            model=self.model,
+            version=self.version,
+            path=self.path,
         )
         try:
             servable: Servable = saved_model.load(self.path, self._options)
@@ -62,8 +68,12 @@ class SavedModelLoader:
             servable.close()
             raise
         self._servable = servable
-        log.info(
-            "Successfully loaded servable version {name: %s version: %d}", self.model, self.version
+        logs.log_event(
+            log,
+            logging.INFO,
+            "Successfully loaded servable version",
+            model=self.model,
+            version=self.version,
         )
         return servable
 
@@ -75,4 +85,6 @@ class SavedModelLoader:
         servable, self._servable = self._servable, None
         if servable is not None:
             servable.close()
-        log.info("Unloaded servable version {name: %s version: %d}", self.model, self.version)
+        logs.log_event(
+            log, logging.INFO, "Unloaded servable version", model=self.model, version=self.version
+        )

@@ -13,6 +13,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -74,6 +75,8 @@ class RequestMetrics(Protocol):
 
     def record_examples(self, model: str, count: int) -> None: ...
 
+    def inflight(self, model: str) -> AbstractContextManager[None]: ...
+
 
 class RequestLog(Protocol):
     """Per-model request logging hook (sampled; never blocks, never raises)."""
@@ -121,7 +124,7 @@ class Service:
             )
             inputs = check_inputs(spec, raw)
             keys = output_keys(spec, call.output_filter)
-            outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, call.model.name)
+            outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, "Predict")
             result = PredictResult(handle.id.name, handle.id.version, spec.key, outputs, spec)
             if self._logging(handle):
                 self._log(
@@ -137,7 +140,7 @@ class Service:
                 )
             return result
 
-        return await self._call(call.model, api, entrypoint, body)
+        return await self._call(call.model, api, entrypoint, body, _predict_signature)
 
     # ---- Classify / Regress ---------------------------------------------------------------
     async def classify(
@@ -159,7 +162,7 @@ class Service:
             self._log_examples("classify", handle, spec.key, request_input, result)
             return result, handle.id.version, spec.key
 
-        return await self._call(model, api, entrypoint, body)
+        return await self._call(model, api, entrypoint, body, _examples_signature_name)
 
     async def regress(
         self,
@@ -180,7 +183,7 @@ class Service:
             self._log_examples("regress", handle, spec.key, request_input, result)
             return result, handle.id.version, spec.key
 
-        return await self._call(model, api, entrypoint, body)
+        return await self._call(model, api, entrypoint, body, _examples_signature_name)
 
     async def _classify(
         self,
@@ -193,7 +196,7 @@ class Service:
         serialized = examples.serialize_examples(request_input)
         self._count_examples(handle.id.name, len(serialized))
         outputs = await self._run(
-            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, handle.id.name
+            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, "Classify"
         )
         return examples.classification_result(outputs, len(serialized), spec)
 
@@ -208,7 +211,7 @@ class Service:
         serialized = examples.serialize_examples(request_input)
         self._count_examples(handle.id.name, len(serialized))
         outputs = await self._run(
-            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, handle.id.name
+            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, "Regress"
         )
         return examples.regression_result(outputs, len(serialized), spec)
 
@@ -312,17 +315,23 @@ class Service:
         api: str,
         entrypoint: str,
         body: Callable[[ServableHandle], Awaitable[T]],
+        signature_of: Callable[[T], str] = lambda _result: "",
     ) -> T:
+        """Resolve and hold the model for ``body``; record the request metrics once."""
         start = time.perf_counter()
         code = Code.OK
         version: int | None = None
+        signature = ""
         try:
             if self._closed:
                 raise Unavailable("Server is shutting down")
             handle = self.core.acquire(model)
             version = handle.id.version
             try:
-                return await body(handle)
+                with self._inflight(model.name):
+                    result = await body(handle)
+                signature = signature_of(result)
+                return result
             finally:
                 handle.release()
         except ServingError as exc:
@@ -331,7 +340,12 @@ class Service:
         finally:
             if self._metrics is not None:
                 latency = (time.perf_counter() - start) * 1e6
-                self._metrics.record_request(model.name, api, entrypoint, code, latency, version)
+                self._metrics.record_request(
+                    model.name, api, entrypoint, code, latency, version, signature
+                )
+
+    def _inflight(self, model: str) -> AbstractContextManager[None]:
+        return self._metrics.inflight(model) if self._metrics is not None else nullcontext()
 
     async def _run(
         self,
@@ -340,13 +354,14 @@ class Service:
         inputs: Mapping[str, np.ndarray],
         keys: Sequence[str],
         timeout_s: float | None,
-        model: str,
+        api: str,
     ) -> dict[str, np.ndarray]:
         """Run the signature (see ``service/dispatch.py``) and record the runtime latency."""
         start = time.perf_counter()
         outputs = await self._dispatcher.run(handle, signature, inputs, keys, timeout_s)
         if self._metrics is not None:
-            self._metrics.record_runtime(model, "Predict", (time.perf_counter() - start) * 1e6)
+            latency = (time.perf_counter() - start) * 1e6
+            self._metrics.record_runtime(handle.id.name, api, latency)
         return outputs
 
     def _logging(self, handle: ServableHandle) -> bool:
@@ -373,6 +388,14 @@ class Service:
     def _count_examples(self, model: str, count: int) -> None:
         if self._metrics is not None:
             self._metrics.record_examples(model, count)
+
+
+def _predict_signature(result: PredictResult) -> str:
+    return result.signature_name
+
+
+def _examples_signature_name(result: tuple[Any, int, str]) -> str:
+    return result[2]
 
 
 def _examples_signature(handle: ServableHandle, name: str) -> SignatureSpec:

@@ -135,13 +135,6 @@ def test_start_up_lines_are_json_with_lifecycle_fields(srv: LogServer) -> None:
     assert any(line["msg"].startswith("tensorserve ready: ") for line in lines)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: tensorserve/runtime/loader.py SavedModelLoader.load/unload log 'Loading servable: "
-    "{name: m version: n} from p', 'Successfully loaded servable version {...}' and "
-    "'Unloaded servable version {...}' with %-formatting only, so in --log_format=json these "
-    "lifecycle lines have no model/version fields (likewise core/manager.py _load_failed's "
-    "'Loading ... failed for good'); they should go through logs.log_event(..., model=, "
-    "version=) like server.py's 'servable state changed'."))
 def test_every_lifecycle_line_has_model_and_version_fields(srv: LogServer) -> None:
     lines = json_lines(srv.server)
     lifecycle = [line for line in lines if re.search(
@@ -187,12 +180,6 @@ def test_access_log_has_one_line_per_rest_request(srv: LogServer) -> None:
     assert versioned["version"] == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: --access_log covers REST only: tensorserve/protocols/rest/app.py calls "
-    "logs.access_log, but nothing in tensorserve/protocols/grpc/ (servicers.py/server.py) "
-    "does, so gRPC calls leave no access line although logs.access_log takes an entrypoint; "
-    "expected one line per RPC (method = the RPC path, status = the gRPC code, latency, "
-    "model, entrypoint GRPC), e.g. from a grpc.aio server interceptor."))
 def test_access_log_has_one_line_per_grpc_call(srv: LogServer) -> None:
     with grpc.insecure_channel(srv.server.grpc_target) as chan:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(chan)

@@ -230,12 +230,6 @@ def test_runtime_latency_counts_each_model_run(
         SERVING + "runtime_latency_sum", **labels)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: tensorserve/service/service.py Service._run always calls "
-    "metrics.record_runtime(model, 'Predict', ...), so Classify/Regress runs are recorded "
-    "as API=\"Predict\"; TF Serving's classifier/regressor record API=\"Classify\"/"
-    "\"Regress\" (servables/tensorflow/classifier.cc RecordRuntimeLatency). _run should "
-    "take the API name from its caller."))
 def test_runtime_latency_api_label_follows_the_call(
     http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
@@ -297,11 +291,6 @@ def test_load_attempts_and_model_states(http: httpx.Client, models_dir: Path) ->
                           state="AVAILABLE") == 1
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: tensorserve/service/service.py Service._call never enters "
-    "Metrics.inflight(model) (metrics/registry.py), so tensorserve_requests_in_flight has "
-    "no sample at all; _call should wrap the request in `with self._metrics.inflight(...)` "
-    "so the gauge shows each model's in-flight count (0 once the requests finished)."))
 def test_in_flight_gauge_is_back_to_zero_after_traffic(
     http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
@@ -315,11 +304,6 @@ def test_in_flight_gauge_is_back_to_zero_after_traffic(
     assert page.value("tensorserve_requests_in_flight", model_name="mlp") == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: tensorserve/service/service.py Service._call calls metrics.record_request(...) "
-    "without the resolved signature, so tensorserve_request_latency_seconds always has "
-    "signature=\"\"; it should carry the signature the call ran (e.g. serving_default, "
-    "classify_x_to_y)."))
 def test_tensorserve_latency_has_version_and_signature(
     http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:

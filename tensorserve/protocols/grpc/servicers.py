@@ -7,6 +7,7 @@ are mapped in one place (:func:`_abort`), with ``protocols/grpc/status.py``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -24,6 +25,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from tensorserve import logs
 from tensorserve.errors import Code, FailedPrecondition, InvalidArgument, ServingError
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
 from tensorserve.servable import SignatureSpec
@@ -39,12 +41,35 @@ NOT_A_CONFIG_LIST = (
 ReloadFn = Callable[[Any], Awaitable[None]]
 
 
-async def _guard(context: grpc.aio.ServicerContext, work: Awaitable[T]) -> T:
+async def _guard(context: grpc.aio.ServicerContext, work: Awaitable[T], rpc: str, model: str) -> T:
+    """Await ``work``; map a ServingError to its gRPC status; write the access log line."""
+    start = time.perf_counter()
+    code = Code.OK
     try:
         return await work
     except ServingError as exc:
+        code = exc.code
         await context.abort(grpc_code(exc.code), grpc_message(exc.message))
+    finally:
+        logs.access_log(
+            rpc,
+            _RPC_PATHS.get(rpc, rpc),
+            int(code),
+            (time.perf_counter() - start) * 1e3,
+            model,
+            None,
+            GRPC,
+        )
     raise AssertionError("unreachable")  # abort() always raises
+
+
+_RPC_PATHS = {
+    **{
+        m: f"/tensorflow.serving.PredictionService/{m}"
+        for m in ("Predict", "Classify", "Regress", "MultiInference", "GetModelMetadata")
+    },
+    "GetModelStatus": "/tensorflow.serving.ModelService/GetModelStatus",
+}
 
 
 def _timeout(context: grpc.aio.ServicerContext) -> float | None:
@@ -83,7 +108,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Predict(
         self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> predict_pb2.PredictResponse:
-        return await _guard(context, self._predict(request, _timeout(context)))
+        return await _guard(
+            context, self._predict(request, _timeout(context)), "Predict", request.model_spec.name
+        )
 
     async def _predict(
         self, request: predict_pb2.PredictRequest, timeout: float | None
@@ -112,7 +139,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        return await _guard(context, self._classify(request, _timeout(context)))
+        return await _guard(
+            context, self._classify(request, _timeout(context)), "Classify", request.model_spec.name
+        )
 
     async def _classify(
         self, request: classification_pb2.ClassificationRequest, timeout: float | None
@@ -129,7 +158,9 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        return await _guard(context, self._regress(request, _timeout(context)))
+        return await _guard(
+            context, self._regress(request, _timeout(context)), "Regress", request.model_spec.name
+        )
 
     async def _regress(
         self, request: regression_pb2.RegressionRequest, timeout: float | None
@@ -146,8 +177,12 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def MultiInference(
         self, request: inference_pb2.MultiInferenceRequest, context: grpc.aio.ServicerContext
     ) -> inference_pb2.MultiInferenceResponse:
+        model = request.tasks[0].model_spec.name if request.tasks else ""
         return await _guard(
-            context, self._service.multi_inference(request, GRPC, _timeout(context))
+            context,
+            self._service.multi_inference(request, GRPC, _timeout(context)),
+            "MultiInference",
+            model,
         )
 
     async def GetModelMetadata(
@@ -160,7 +195,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
                 request_from_spec(request.model_spec), list(request.metadata_field)
             )
 
-        return await _guard(context, work())
+        return await _guard(context, work(), "GetModelMetadata", request.model_spec.name)
 
 
 class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
@@ -181,7 +216,7 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
                 model = self._service.core.resolve(model)
             return self._service.model_status(model.name, model.version)
 
-        return await _guard(context, work())
+        return await _guard(context, work(), "GetModelStatus", request.model_spec.name)
 
     async def HandleReloadConfigRequest(
         self,
