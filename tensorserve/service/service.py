@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -55,6 +56,24 @@ from tensorserve.service.predict import (
 T = TypeVar("T")
 REST = "REST"
 GRPC = "GRPC"
+
+
+@dataclass(frozen=True, slots=True)
+class ExamplesApi:
+    """Classify or Regress: the two APIs over serialized ``tf.Example`` inputs."""
+
+    name: str  # gRPC method and runtime-latency label
+    kind: str  # REST verb and request-log kind
+    check: Callable[[SignatureSpec], tuple[str, list[str]]]
+    result: Callable[[Mapping[str, np.ndarray], int, SignatureSpec], Any]
+
+
+CLASSIFY = ExamplesApi(
+    "Classify", "classify", examples.check_classify_signature, examples.classification_result
+)
+REGRESS = ExamplesApi(
+    "Regress", "regress", examples.check_regress_signature, examples.regression_result
+)
 
 
 class RequestMetrics(Protocol):
@@ -152,17 +171,9 @@ class Service:
         timeout_s: float | None = None,
     ) -> tuple[classification_pb2.ClassificationResult, int, str]:
         """Returns (result, resolved version, resolved signature)."""
-        api = "Classify" if entrypoint == GRPC else "classify"
-
-        async def body(
-            handle: ServableHandle,
-        ) -> tuple[classification_pb2.ClassificationResult, int, str]:
-            spec = _examples_signature(handle, signature_name)
-            result = await self._classify(handle, spec, request_input, timeout_s)
-            self._log_examples("classify", handle, spec.key, request_input, result)
-            return result, handle.id.version, spec.key
-
-        return await self._call(model, api, entrypoint, body, _examples_signature_name)
+        return await self._examples_call(
+            CLASSIFY, model, signature_name, request_input, entrypoint, timeout_s
+        )
 
     async def regress(
         self,
@@ -173,47 +184,43 @@ class Service:
         timeout_s: float | None = None,
     ) -> tuple[regression_pb2.RegressionResult, int, str]:
         """Returns (result, resolved version, resolved signature)."""
-        api = "Regress" if entrypoint == GRPC else "regress"
+        return await self._examples_call(
+            REGRESS, model, signature_name, request_input, entrypoint, timeout_s
+        )
 
-        async def body(
-            handle: ServableHandle,
-        ) -> tuple[regression_pb2.RegressionResult, int, str]:
+    async def _examples_call(
+        self,
+        api: ExamplesApi,
+        model: ServableRequest,
+        signature_name: str,
+        request_input: input_pb2.Input,
+        entrypoint: str,
+        timeout_s: float | None,
+    ) -> tuple[Any, int, str]:
+        async def body(handle: ServableHandle) -> tuple[Any, int, str]:
             spec = _examples_signature(handle, signature_name)
-            result = await self._regress(handle, spec, request_input, timeout_s)
-            self._log_examples("regress", handle, spec.key, request_input, result)
+            result = await self._run_examples(api, handle, spec, request_input, timeout_s)
+            self._log_examples(api.kind, handle, spec.key, request_input, result)
             return result, handle.id.version, spec.key
 
-        return await self._call(model, api, entrypoint, body, _examples_signature_name)
+        label = api.name if entrypoint == GRPC else api.kind
+        return await self._call(model, label, entrypoint, body, _examples_signature_name)
 
-    async def _classify(
+    async def _run_examples(
         self,
+        api: ExamplesApi,
         handle: ServableHandle,
         spec: SignatureSpec,
         request_input: input_pb2.Input,
         timeout_s: float | None,
-    ) -> classification_pb2.ClassificationResult:
-        in_key, out_keys = examples.check_classify_signature(spec)
+    ) -> Any:
+        in_key, out_keys = api.check(spec)
         serialized = examples.serialize_examples(request_input)
         self._count_examples(handle.id.name, len(serialized))
         outputs = await self._run(
-            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, "Classify"
+            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, api.name
         )
-        return examples.classification_result(outputs, len(serialized), spec)
-
-    async def _regress(
-        self,
-        handle: ServableHandle,
-        spec: SignatureSpec,
-        request_input: input_pb2.Input,
-        timeout_s: float | None,
-    ) -> regression_pb2.RegressionResult:
-        in_key, out_keys = examples.check_regress_signature(spec)
-        serialized = examples.serialize_examples(request_input)
-        self._count_examples(handle.id.name, len(serialized))
-        outputs = await self._run(
-            handle, spec.key, {in_key: serialized}, out_keys, timeout_s, "Regress"
-        )
-        return examples.regression_result(outputs, len(serialized), spec)
+        return api.result(outputs, len(serialized), spec)
 
     # ---- MultiInference -------------------------------------------------------------------
     async def multi_inference(
@@ -254,10 +261,10 @@ class Service:
         result.model_spec.version.value = handle.id.version
         result.model_spec.signature_name = spec.key
         if task.method_name == CLASSIFY_METHOD:
-            classified = await self._classify(handle, spec, request_input, timeout_s)
+            classified = await self._run_examples(CLASSIFY, handle, spec, request_input, timeout_s)
             result.classification_result.CopyFrom(classified)
         elif task.method_name == REGRESS_METHOD:
-            regressed = await self._regress(handle, spec, request_input, timeout_s)
+            regressed = await self._run_examples(REGRESS, handle, spec, request_input, timeout_s)
             result.regression_result.CopyFrom(regressed)
         else:
             raise InvalidArgument(

@@ -34,6 +34,7 @@ from tensorserve.service.predict import PredictCall, PredictResult
 from tensorserve.service.service import GRPC, Service, request_from_spec
 
 T = TypeVar("T")
+R = TypeVar("R")
 NOT_A_CONFIG_LIST = (
     "Cannot transition to requested config. It is only legal to transition from one "
     "ModelConfigList to another."
@@ -139,39 +140,30 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     async def Classify(
         self, request: classification_pb2.ClassificationRequest, context: grpc.aio.ServicerContext
     ) -> classification_pb2.ClassificationResponse:
-        return await _guard(
-            context, self._classify(request, _timeout(context)), "Classify", request.model_spec.name
+        work = self._examples(
+            self._service.classify, request, classification_pb2.ClassificationResponse(), context
         )
-
-    async def _classify(
-        self, request: classification_pb2.ClassificationRequest, timeout: float | None
-    ) -> classification_pb2.ClassificationResponse:
-        spec = request.model_spec
-        result, version, signature = await self._service.classify(
-            request_from_spec(spec), spec.signature_name, request.input, GRPC, timeout
-        )
-        response = classification_pb2.ClassificationResponse(result=result)
-        response.model_spec.name = spec.name
-        _spec(response.model_spec, version, signature)
-        return response
+        return await _guard(context, work, "Classify", request.model_spec.name)
 
     async def Regress(
         self, request: regression_pb2.RegressionRequest, context: grpc.aio.ServicerContext
     ) -> regression_pb2.RegressionResponse:
-        return await _guard(
-            context, self._regress(request, _timeout(context)), "Regress", request.model_spec.name
+        work = self._examples(
+            self._service.regress, request, regression_pb2.RegressionResponse(), context
         )
+        return await _guard(context, work, "Regress", request.model_spec.name)
 
-    async def _regress(
-        self, request: regression_pb2.RegressionRequest, timeout: float | None
-    ) -> regression_pb2.RegressionResponse:
+    async def _examples(
+        self, call: Any, request: Any, response: R, context: grpc.aio.ServicerContext
+    ) -> R:
+        """Classify or Regress: run ``call`` and fill ``response`` (result + model_spec)."""
         spec = request.model_spec
-        result, version, signature = await self._service.regress(
-            request_from_spec(spec), spec.signature_name, request.input, GRPC, timeout
+        result, version, signature = await call(
+            request_from_spec(spec), spec.signature_name, request.input, GRPC, _timeout(context)
         )
-        response = regression_pb2.RegressionResponse(result=result)
-        response.model_spec.name = spec.name
-        _spec(response.model_spec, version, signature)
+        response.result.CopyFrom(result)  # type: ignore[attr-defined]
+        response.model_spec.name = spec.name  # type: ignore[attr-defined]
+        _spec(response.model_spec, version, signature)  # type: ignore[attr-defined]
         return response
 
     async def MultiInference(
