@@ -405,11 +405,14 @@ class ModelServer:
             **self._rest_tls(),
         )
         server = uvicorn.Server(config)
-        task = asyncio.create_task(server._serve())
+        task = asyncio.create_task(_run_uvicorn(server))
         while not server.started:
             if task.done():
-                task.result()
-                raise StartupError(f"REST server could not start on port {opts.rest_api_port}")
+                reason = task.exception() if not task.cancelled() else None
+                raise StartupError(
+                    f"REST server could not start on {opts.bind_address}:{opts.rest_api_port}"
+                    " (port in use?)" + (f": {reason}" if reason else "")
+                )
             await asyncio.sleep(0.01)
         sockets = [s for srv in server.servers for s in (srv.sockets or ())]
         self.rest_port = sockets[0].getsockname()[1] if sockets else opts.rest_api_port
@@ -480,6 +483,14 @@ class ModelServer:
         self.request_logging.close()
         for pool in (self._compute, self._load_pool, self._unload_pool):
             pool.shutdown(wait=False, cancel_futures=True)
+
+
+async def _run_uvicorn(server: Any) -> None:
+    """uvicorn's serve loop without its signal handlers (the server owns those)."""
+    try:
+        await server._serve()
+    except SystemExit as exc:  # uvicorn exits when it cannot bind
+        raise OSError(f"uvicorn stopped at start-up (exit code {exc.code})") from None
 
 
 @contextmanager

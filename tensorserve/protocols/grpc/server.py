@@ -77,6 +77,7 @@ class GrpcServer:
         channel_options: Sequence[tuple[str, str | int]] = (
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),  # a port already in use is an error, not shared
             *options.channel_arguments,
         )
         self._server = grpc.aio.server(
@@ -100,11 +101,14 @@ class GrpcServer:
         await self._server.start()
 
     def _bind(self, address: str, creds: grpc.ServerCredentials | None) -> int:
-        port = (
-            self._server.add_secure_port(address, creds)
-            if creds
-            else self._server.add_insecure_port(address)
-        )
+        try:
+            port = (
+                self._server.add_secure_port(address, creds)
+                if creds
+                else self._server.add_insecure_port(address)
+            )
+        except RuntimeError as exc:  # grpc.aio reports a failed bind this way
+            raise OSError(f"Could not bind gRPC to {address} (in use?): {exc}") from exc
         if port == 0 and not address.startswith("unix:"):
             raise OSError(f"Could not bind gRPC to {address}")
         log.info("Running gRPC ModelServer at %s ...", address)
