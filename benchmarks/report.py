@@ -152,5 +152,25 @@ def render_markdown(res: Results) -> str:
         "",
         *[f"- {d}" for d in m.get("method", [])],
         "",
+        "## Running it",
+        "",
+        "- `make bench` runs everything (about 15 minutes) and rewrites this file. It installs "
+        "what it lacks first: wrk and nghttp2-client (apt), fastapi in the project venv, KServe "
+        "and MLServer each in its own virtualenv under `bench-results/venvs/` "
+        "(`benchmarks/setup_peers.sh`, idempotent; a peer that fails to install shows as "
+        "'did not install: <reason>').",
+        "- Subsets: `.venv/bin/python benchmarks/run.py --only floor,fastapi,kserve,mlserver,"
+        "tensorserve --scenarios mlp,large,swap,soak`; `--quick` (1 round, short runs, 20k "
+        "soak); `--write BENCHMARKS.md`; `--render bench-results/results.json` re-renders the "
+        "last run; `--tensorserve-cmd` benchmarks another TF-Serving-compatible binary in "
+        "tensorserve's place; `--batching-config FILE` changes the batching parameters.",
+        "- This is a shared 2-vCPU VM: compare only ratios from the same run, and treat "
+        "differences under ~15% as noise. Each measurement records how much CPU other "
+        "processes took meanwhile; the run waits briefly (bounded) for a quiet moment before "
+        "each measurement.",
+        "",
     ]
+    analysis = Path(__file__).with_name("analysis.md")
+    if analysis.is_file():
+        lines += [analysis.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)

@@ -933,7 +933,8 @@ def machine() -> dict[str, str]:
         "OS": f"{os_name}, kernel {platform.release()}",
         "Python": platform.python_version(),
         "TensorFlow": f"{tf.__version__} (CPU)",
-        "load generators": f"{ver(['wrk', '-v'])}; {ver(['h2load', '--version'])}",
+        "load generators": f"{' '.join(ver(['wrk', '-v']).split()[:2])}; "
+        f"{ver(['h2load', '--version'])}",
         "peers": "; ".join(peers) or "-",
     }
 
@@ -961,10 +962,25 @@ METHOD = [
     "`.tolist()` out, uvicorn[standard], access log off. KServe: custom kserve.Model, V1 "
     "protocol, latency and uvicorn logging off (its faster setting). MLServer: custom MLModel "
     "runtime, V2 JSON, parallel_workers 0 (its faster setting for a light model), uvloop<0.22.",
+    "MLServer speaks the Open Inference Protocol, whose JSON carries one flat `data` list; "
+    "TF Serving's `instances` rows are nested lists, which cost orjson + numpy about 4x more "
+    "to decode for the large payload. So the large-payload REST rows compare wire formats as "
+    "well as servers.",
+    "RSS: resident memory of the server process and its children (/proc), sampled after "
+    "each round; the soak samples it after the first 10% of the requests and at the end.",
     "Version swap: a new version directory is renamed into the base path during a 16-connection "
     "h2load run; 'during' = requests started from the copy until the old version is unloaded "
     "+0.5 s, 'steady' = requests before it.",
 ]
+
+
+def method_notes() -> list[str]:
+    return [
+        *METHOD,
+        "tensorserve batching (--enable_batching --batching_parameters_file): "
+        + " ".join(BATCHING[0].split())
+        + "; tensorserve runs with its defaults otherwise (access log off).",
+    ]
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
@@ -1015,6 +1031,7 @@ def main(argv: list[str] | None = None) -> int:
     out_json = BENCH / "results.json"
     if args.render:
         res = Results.load(args.render)
+        res.meta["method"] = method_notes()
     else:
         res = bench(cfg, args)
         res.save(out_json)
@@ -1067,12 +1084,7 @@ def bench(cfg: Config, args: argparse.Namespace) -> Results:
         "rounds": cfg.rounds,
         "seconds": cfg.seconds,
         "machine": machine(),
-        "method": [
-            *METHOD,
-            "tensorserve batching (--enable_batching --batching_parameters_file): "
-            + " ".join(BATCHING[0].split())
-            + "; tensorserve runs with its defaults otherwise (access log off).",
-        ],
+        "method": method_notes(),
         "args": sys.argv[1:],
     }
     return Results(meta=meta, rows=rows, checks=checks, details=details)
