@@ -488,10 +488,10 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
     assert state == "END" and code != "OK" and message
     # --max_num_load_retries=2: three attempts, 0.3 s apart, before the version ended.
     logs = reloading.server.logs()
-    assert logs.count("Loading servable: {name: gamma version: 1} from") == 3
+    assert logs.count("Loading servable model=gamma version=1 path=") == 3
     for attempt in (1, 2):
-        assert (f"Loading {{name: gamma version: 1}} failed (attempt {attempt} of 3), "
-                "retrying in 0.3s") in logs
+        assert (f"Loading failed; will retry model=gamma version=1 attempt={attempt} "
+                "attempts=3 retry_in_s=0.3") in logs
     assert reloading.ready() == 503
     assert reloading.http.get("/v2/models/gamma/ready").status_code == 503
     assert reloading.http.get("/v2/models/alpha/ready").status_code == 200
@@ -517,7 +517,7 @@ def test_config_changes_a_version_policy(reloading: Reloading) -> None:
 def test_config_removes_a_model(reloading: Reloading) -> None:
     reloading.write_config(alpha(reloading))
     wait_for(lambda: states(reloading.http, "beta") == {2: "END", 1: "END"}, "beta to unload")
-    assert reloading.log_count("Unloaded servable version {name: beta version: 1}") == 1
+    assert reloading.log_count("Unloaded servable version model=beta version=1") == 1
     response = predict(reloading.http, "beta")
     assert response.status_code == 404
     assert response.json() == {"error": "Servable not found for request: Latest(beta)"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests.harness import Server, model_config, start_server
 
-ROWS = 2000  # ~30 MB of JSON per request: parsing it keeps the server busy for a while
+ROWS = 200  # a few MB of JSON per request
 CONCURRENT = 4
 
 
@@ -28,11 +29,20 @@ class Outcome:
     error: str = ""
 
 
-def post_slowly(server: Server, body: bytes, outcomes: list[Outcome]) -> None:
+def post_slowly(server: Server, body: bytes, outcomes: list[Outcome], sent_half: threading.Event,
+                gate: threading.Event) -> None:
+    """POST ``body`` in two halves: the second only once ``gate`` opens (after the signal)."""
+    def chunks() -> Iterator[bytes]:
+        yield body[: len(body) // 2]
+        sent_half.set()
+        gate.wait(60)
+        yield body[len(body) // 2:]
+
     try:
         with httpx.Client(timeout=120) as client:
-            response = client.post(f"{server.rest}/v1/models/mlp:predict", content=body,
-                                   headers={"Content-Type": "application/json"})
+            response = client.post(f"{server.rest}/v1/models/mlp:predict", content=chunks(),
+                                   headers={"Content-Type": "application/json",
+                                            "Content-Length": str(len(body))})
         outcomes.append(Outcome(response.status_code, time.monotonic(), response.content))
     except httpx.HTTPError as exc:
         outcomes.append(Outcome(-1, time.monotonic(), b"", repr(exc)))
@@ -67,16 +77,20 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
         inputs = np.random.default_rng(7).random((ROWS, 784), dtype=np.float32)
         body = orjson.dumps({"instances": inputs.tolist()})
         outcomes: list[Outcome] = []
-        senders = [threading.Thread(target=post_slowly, args=(server, body, outcomes),
-                                    daemon=True) for _ in range(CONCURRENT)]
+        gate = threading.Event()
+        halves = [threading.Event() for _ in range(CONCURRENT)]
+        senders = [threading.Thread(target=post_slowly, args=(server, body, outcomes, half, gate),
+                                    daemon=True) for half in halves]
         for sender in senders:
             sender.start()
-        time.sleep(0.5)  # let the requests reach the server (checked below: none done yet)
+        for half in halves:  # every request is in flight: headers and half its body sent
+            assert half.wait(60)
         assert server.process is not None
         signalled_at = time.monotonic()
         server.process.send_signal(sig)
 
         refused_at = first_refusal(server, timeout=30)
+        gate.set()  # now let the in-flight requests finish their bodies
         for sender in senders:
             sender.join(120)
         exit_code = server.process.wait(60)
@@ -101,7 +115,7 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
     logs = server.logs()
     assert "Shutting down: finishing in-flight requests" in logs
     for name, version in (("mlp", 1), ("half_plus_two", 1), ("half_plus_two", 2)):
-        assert f"Unloaded servable version {{name: {name} version: {version}}}" in logs
+        assert f"Unloaded servable version model={name} version={version}" in logs
         assert f"model={name} version={version} state=END" in logs
     assert logs.index("Shutting down") < logs.index("Unloaded servable version")
     assert logs.rindex("Unloaded servable version") < logs.index("Shutdown complete")
@@ -118,4 +132,4 @@ def test_idle_server_exits_0_promptly_on_sigterm(models_dir: Path) -> None:
     server.stop()
     assert exit_code == 0
     assert elapsed < 15, f"an idle server took {elapsed:.1f}s to stop"
-    assert "Unloaded servable version {name: hp version: 2}" in server.logs()
+    assert "Unloaded servable version model=hp version=2" in server.logs()
