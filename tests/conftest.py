@@ -18,22 +18,30 @@ from tests.harness import ROOT, SHARED_TESTDATA, Server, model_config, start_ser
 def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Every fixture model of ``tests/fixture_models.py``, built once in a subprocess."""
     out = tmp_path_factory.mktemp("models")
-    subprocess.run([sys.executable, "-m", "tests.fixture_models", str(out)], cwd=ROOT,
-                   check=True, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "tests.fixture_models", str(out)],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    )
     return out
 
 
 @pytest.fixture(scope="session")
 def main_config(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    hp2 = ('model_version_policy { specific { versions: 1 versions: 2 } } '
-           'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 }')
-    text = model_config([
-        ("half_plus_two", str(models_dir / "half_plus_two"), hp2),
-        ("mlp", str(models_dir / "mlp"), ""),
-        ("strings", str(models_dir / "strings"), ""),
-        ("multi", str(models_dir / "multi"), ""),
-        ("all_types", str(models_dir / "all_types"), ""),
-    ])
+    hp2 = (
+        "model_version_policy { specific { versions: 1 versions: 2 } } "
+        'version_labels { key: "stable" value: 1 } version_labels { key: "canary" value: 2 }'
+    )
+    text = model_config(
+        [
+            ("half_plus_two", str(models_dir / "half_plus_two"), hp2),
+            ("mlp", str(models_dir / "mlp"), ""),
+            ("strings", str(models_dir / "strings"), ""),
+            ("multi", str(models_dir / "multi"), ""),
+            ("all_types", str(models_dir / "all_types"), ""),
+        ]
+    )
     path = tmp_path_factory.mktemp("config") / "models.config"
     path.write_text(text)
     return path
@@ -46,12 +54,14 @@ def server(main_config: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
     monitoring.write_text(
         'prometheus_config { enable: true path: "/monitoring/prometheus/metrics" }'
     )
-    srv = start_server([
-        f"--model_config_file={main_config}",
-        f"--monitoring_config_file={monitoring}",
-        "--enable_grpc_healthcheck_service=true",
-        "--rest_api_timeout_in_ms=20000",
-    ])
+    srv = start_server(
+        [
+            f"--model_config_file={main_config}",
+            f"--monitoring_config_file={monitoring}",
+            "--enable_grpc_healthcheck_service=true",
+            "--rest_api_timeout_in_ms=20000",
+        ]
+    )
     yield srv
     srv.stop()
 

@@ -24,9 +24,18 @@ import tensorflow as tf
 from tensorserve.runtime import demo_models
 
 TYPES = {
-    "f32": tf.float32, "f64": tf.float64, "i8": tf.int8, "i16": tf.int16, "i32": tf.int32,
-    "i64": tf.int64, "u8": tf.uint8, "u16": tf.uint16, "u32": tf.uint32, "u64": tf.uint64,
-    "b": tf.bool, "s": tf.string,
+    "f32": tf.float32,
+    "f64": tf.float64,
+    "i8": tf.int8,
+    "i16": tf.int16,
+    "i32": tf.int32,
+    "i64": tf.int64,
+    "u8": tf.uint8,
+    "u16": tf.uint16,
+    "u32": tf.uint32,
+    "u64": tf.uint64,
+    "b": tf.bool,
+    "s": tf.string,
 }
 
 
@@ -49,9 +58,12 @@ def strings_model(path: str) -> None:
 
 
 def multi_model(path: str) -> None:
-    @tf.function(input_signature=[
-        tf.TensorSpec([None, 2], tf.float32, name="a"), tf.TensorSpec([None], tf.int64, name="b")
-    ])
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, 2], tf.float32, name="a"),
+            tf.TensorSpec([None], tf.int64, name="b"),
+        ]
+    )
     def serve(a: tf.Tensor, b: tf.Tensor) -> dict[str, tf.Tensor]:
         scaled = a * tf.cast(tf.expand_dims(b, 1), tf.float32)
         return {"sum": tf.reduce_sum(a, axis=1), "scaled": scaled, "total": tf.reduce_sum(a)}

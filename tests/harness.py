@@ -57,8 +57,9 @@ class Server:
         cmd = [sys.executable, "-m", "tensorserve", *self.args]
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop)
-        self.process = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=env)
+        self.process = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
+        )
         deadline = time.monotonic() + timeout
         check = ready or _live
         while time.monotonic() < deadline:
@@ -100,11 +101,19 @@ def _live(server: Server) -> bool:
     return True
 
 
-def start_server(extra_args: Sequence[str], rest: bool = True, grpc_port: bool = True,
-                 ready: Callable[[Server], bool] | None = None) -> Server:
+def start_server(
+    extra_args: Sequence[str],
+    rest: bool = True,
+    grpc_port: bool = True,
+    ready: Callable[[Server], bool] | None = None,
+) -> Server:
     """Start a server on free ports bound to 127.0.0.1 with ``extra_args``."""
     rest_port = free_port() if rest else 0
     port = free_port() if grpc_port else 0
-    args = [f"--port={port}", f"--rest_api_port={rest_port}", "--bind_address=127.0.0.1",
-            *extra_args]
+    args = [
+        f"--port={port}",
+        f"--rest_api_port={rest_port}",
+        "--bind_address=127.0.0.1",
+        *extra_args,
+    ]
     return Server(args, rest_port, port).start(ready)

@@ -71,9 +71,7 @@ def _predict(servable: Servable, request: Any) -> None:
 def _examples(servable: Servable, name: str, request_input: Any, classify: bool) -> None:
     spec = servable.signatures.get(name or DEFAULT_SIGNATURE)
     if spec is None:
-        raise InvalidArgument(
-            f"No signature was found with the name: {name or DEFAULT_SIGNATURE}"
-        )
+        raise InvalidArgument(f"No signature was found with the name: {name or DEFAULT_SIGNATURE}")
     check = examples.check_classify_signature if classify else examples.check_regress_signature
     in_key, out_keys = check(spec)
     serialized = examples.serialize_examples(request_input)
@@ -145,9 +143,7 @@ class Warmup:
             iterations=self._iterations,
         )
 
-    def _record(
-        self, path: str, ok: bool, start: float, records: int, error: str = ""
-    ) -> float:
+    def _record(self, path: str, ok: bool, start: float, records: int, error: str = "") -> float:
         latency = (time.perf_counter() - start) * 1e6
         if self._metrics is not None:
             self._metrics.record_warmup(path, ok, latency, records, error)

@@ -45,13 +45,13 @@ ZOO: dict[str, tuple[str, str]] = {
     # The set-up of TF Serving's http_rest_api_handler_test.cc: version 123 only, labelled.
     "saved_model_half_plus_two_2_versions": (
         "saved_model_half_plus_two_2_versions",
-        'model_version_policy { specific { versions: 123 } } '
+        "model_version_policy { specific { versions: 123 } } "
         'version_labels { key: "Version_Label" value: 123 }',
     ),
     "two_versions_latest": ("saved_model_half_plus_two_2_versions", ""),
     "two_versions_all": (
         "saved_model_half_plus_two_2_versions",
-        'model_version_policy { all { } } '
+        "model_version_policy { all { } } "
         'version_labels { key: "stable" value: 123 } version_labels { key: "canary" value: 124 }',
     ),
     "tf2": ("saved_model_half_plus_two_tf2_cpu", ""),
@@ -87,9 +87,10 @@ class Endpoint:
 
 def _endpoint(server: Server) -> Iterator[Endpoint]:
     try:
-        with httpx.Client(base_url=server.rest, timeout=30) as http, grpc.insecure_channel(
-            server.grpc_target
-        ) as channel:
+        with (
+            httpx.Client(base_url=server.rest, timeout=30) as http,
+            grpc.insecure_channel(server.grpc_target) as channel,
+        ):
             yield Endpoint(server, http, channel)
     finally:
         server.stop()
@@ -127,12 +128,14 @@ def predict_request(
 @pytest.fixture(scope="session")
 def tfs_default(tfs_testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
     socket_path = tmp_path_factory.mktemp("uds") / "tfs.sock"
-    server = start_server([
-        "--model_name=default",
-        f"--model_base_path={tfs_testdata / 'saved_model_half_plus_two_cpu'}",
-        f"--grpc_socket_path={socket_path}",
-        REST_TIMEOUT_FLAG,
-    ])
+    server = start_server(
+        [
+            "--model_name=default",
+            f"--model_base_path={tfs_testdata / 'saved_model_half_plus_two_cpu'}",
+            f"--grpc_socket_path={socket_path}",
+            REST_TIMEOUT_FLAG,
+        ]
+    )
     yield from _endpoint(server)
 
 
@@ -145,16 +148,18 @@ def tfs_default_socket(tfs_default: Endpoint) -> str:
 
 @pytest.fixture(scope="session")
 def tfs_zoo(tfs_testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Endpoint]:
-    text = model_config([
-        (name, str(tfs_testdata / folder), extra) for name, (folder, extra) in ZOO.items()
-    ])
+    text = model_config(
+        [(name, str(tfs_testdata / folder), extra) for name, (folder, extra) in ZOO.items()]
+    )
     path = tmp_path_factory.mktemp("zoo") / "models.config"
     path.write_text(text)
-    server = start_server([
-        f"--model_config_file={path}",
-        "--max_num_load_retries=0",
-        REST_TIMEOUT_FLAG,
-    ])
+    server = start_server(
+        [
+            f"--model_config_file={path}",
+            "--max_num_load_retries=0",
+            REST_TIMEOUT_FLAG,
+        ]
+    )
     yield from _endpoint(server)
 
 
@@ -172,23 +177,27 @@ def good_model_config(tfs_testdata: Path, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def tfs_good_config(tfs_testdata: Path, good_model_config: Path) -> Iterator[Endpoint]:
-    server = start_server([
-        f"--model_config_file={good_model_config}",
-        f"--monitoring_config_file={tfs_testdata / 'monitoring_config.txt'}",
-        "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb",
-        REST_TIMEOUT_FLAG,
-    ])
+    server = start_server(
+        [
+            f"--model_config_file={good_model_config}",
+            f"--monitoring_config_file={tfs_testdata / 'monitoring_config.txt'}",
+            "--grpc_channel_arguments=grpc.max_connection_age_ms=2000,grpc.lb_policy_name=grpclb",
+            REST_TIMEOUT_FLAG,
+        ]
+    )
     yield from _endpoint(server)
 
 
 @pytest.fixture(scope="session")
 def tfs_batching(tfs_testdata: Path) -> Iterator[Endpoint]:
-    server = start_server([
-        "--model_name=matrix",
-        f"--model_base_path={tfs_testdata / 'matrix_half_plus_two'}",
-        "--enable_batching",
-        f"--batching_parameters_file={tfs_testdata / 'batching_config.txt'}",
-        f"--monitoring_config_file={tfs_testdata / 'monitoring_config.txt'}",
-        REST_TIMEOUT_FLAG,
-    ])
+    server = start_server(
+        [
+            "--model_name=matrix",
+            f"--model_base_path={tfs_testdata / 'matrix_half_plus_two'}",
+            "--enable_batching",
+            f"--batching_parameters_file={tfs_testdata / 'batching_config.txt'}",
+            f"--monitoring_config_file={tfs_testdata / 'monitoring_config.txt'}",
+            REST_TIMEOUT_FLAG,
+        ]
+    )
     yield from _endpoint(server)

@@ -33,14 +33,21 @@ pytestmark = pytest.mark.conformance
 START_TIMEOUT = 120.0
 
 
-
 def run_server_expecting_exit(args: list[str]) -> subprocess.CompletedProcess[str]:
     """Start ``python -m tensorserve`` on free loopback ports; it must exit by itself."""
-    cmd = [sys.executable, "-m", "tensorserve", f"--port={free_port()}",
-           f"--rest_api_port={free_port()}", "--bind_address=127.0.0.1", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tensorserve",
+        f"--port={free_port()}",
+        f"--rest_api_port={free_port()}",
+        "--bind_address=127.0.0.1",
+        *args,
+    ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=START_TIMEOUT, check=False)
+    return subprocess.run(
+        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
+    )
 
 
 def grpc_predict(ep: Endpoint, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
@@ -67,8 +74,9 @@ def test_good_config_half_plus_two_grpc(tfs_good_config: Endpoint, specify_outpu
 
 
 @pytest.mark.parametrize("specify_output", [True, False])
-def test_good_config_half_plus_two_batch_input(tfs_good_config: Endpoint,
-                                               specify_output: bool) -> None:
+def test_good_config_half_plus_two_batch_input(
+    tfs_good_config: Endpoint, specify_output: bool
+) -> None:
     request = predict_request("half_plus_two", shape=(1, 1), output_filter=specify_output)
     check_y(grpc_predict(tfs_good_config, request), "half_plus_two", 3.0, 123)
 
@@ -84,16 +92,23 @@ def test_good_config_rest(tfs_good_config: Endpoint) -> None:
     for name in ("half_plus_two", "half_plus_three"):
         status = tfs_good_config.http.get(f"/v1/models/{name}")
         assert status.status_code == 200, status.text
-        assert status.json() == {"model_version_status": [
-            {"version": "123", "state": "AVAILABLE",
-             "status": {"error_code": "OK", "error_message": ""}}
-        ]}
-    two = tfs_good_config.http.post("/v1/models/half_plus_two:predict",
-                                    content=json.dumps({"instances": [[2.0]]}))
+        assert status.json() == {
+            "model_version_status": [
+                {
+                    "version": "123",
+                    "state": "AVAILABLE",
+                    "status": {"error_code": "OK", "error_message": ""},
+                }
+            ]
+        }
+    two = tfs_good_config.http.post(
+        "/v1/models/half_plus_two:predict", content=json.dumps({"instances": [[2.0]]})
+    )
     assert two.status_code == 200, two.text
     assert two.json() == {"predictions": [[3.0]]}
-    three = tfs_good_config.http.post("/v1/models/half_plus_three:predict",
-                                      content=json.dumps({"instances": [2.0]}))
+    three = tfs_good_config.http.post(
+        "/v1/models/half_plus_three:predict", content=json.dumps({"instances": [2.0]})
+    )
     assert three.status_code == 200, three.text
     assert three.json() == {"predictions": [4.0]}
 
@@ -152,14 +167,13 @@ def test_tflite_flag_is_refused_at_start_up(tfs_testdata: Path, flag: str) -> No
 def matrix_inputs(count: int) -> list[np.ndarray]:
     """``count`` requests of 1..3 distinct 3x3 float32 matrices each."""
     rng = np.random.default_rng(1234)
-    return [
-        rng.uniform(-100, 100, size=(1 + i % 3, 3, 3)).astype(np.float32) for i in range(count)
-    ]
+    return [rng.uniform(-100, 100, size=(1 + i % 3, 3, 3)).astype(np.float32) for i in range(count)]
 
 
 def rest_matrix(ep: Endpoint, x: np.ndarray) -> Any:
-    response = ep.http.post("/v1/models/matrix:predict",
-                            content=json.dumps({"instances": x.tolist()}))
+    response = ep.http.post(
+        "/v1/models/matrix:predict", content=json.dumps({"instances": x.tolist()})
+    )
     assert response.status_code == 200, response.text
     return response.json()["predictions"]
 
@@ -187,8 +201,9 @@ def test_batched_rest_equals_unbatched(tfs_batching: Endpoint, tfs_zoo: Endpoint
         batched = list(pool.map(lambda x: rest_matrix(tfs_batching, x), inputs))
     for x, got in zip(inputs, batched, strict=True):
         assert got == rest_matrix(tfs_zoo, x)
-        assert np.array_equal(np.asarray(got, dtype=np.float32),
-                              np.float32(0.5) * x + np.float32(2))
+        assert np.array_equal(
+            np.asarray(got, dtype=np.float32), np.float32(0.5) * x + np.float32(2)
+        )
 
 
 def test_batched_grpc_equals_unbatched(tfs_batching: Endpoint, tfs_zoo: Endpoint) -> None:
@@ -206,8 +221,11 @@ def batching_sums(ep: Endpoint) -> dict[str, float]:
     """``_count``/``_sum`` samples of the batching_session histograms (Prometheus text)."""
     response = ep.http.get("/monitoring/prometheus/metrics")
     assert response.status_code == 200
-    wanted = {f":tensorflow:serving:batching_session:{name}_{part}"
-              for name in ("input_batch_size", "processed_batch_size") for part in ("count", "sum")}
+    wanted = {
+        f":tensorflow:serving:batching_session:{name}_{part}"
+        for name in ("input_batch_size", "processed_batch_size")
+        for part in ("count", "sum")
+    }
     return {
         sample.name: sample.value
         for family in text_string_to_metric_families(response.text)

@@ -40,7 +40,6 @@ CLASSIFY = "tensorflow/serving/classify"
 REGRESS = "tensorflow/serving/regress"
 
 
-
 def post(ep: Endpoint, path: str, body: Any) -> httpx.Response:
     return ep.http.post(path, content=body if isinstance(body, bytes) else json.dumps(body))
 
@@ -120,8 +119,9 @@ def test_rest_predict_row_matching_signature_shape(tfs_default: Endpoint) -> Non
         post(tfs_default, "/v1/models/default:predict", {"instances": [[2.0], [3.0], [4.0]]})
     )
     assert body == {"predictions": [[3.0], [3.5], [4.0]]}
-    body = ok_json(post(tfs_default, "/v1/models/default/versions/123:predict",
-                        {"inputs": [[2.0], [-4.0]]}))
+    body = ok_json(
+        post(tfs_default, "/v1/models/default/versions/123:predict", {"inputs": [[2.0], [-4.0]]})
+    )
     assert body == {"outputs": [[3.0], [0.0]]}
 
 
@@ -143,8 +143,11 @@ def test_rest_regress_other_signatures(tfs_default: Endpoint) -> None:
     request = {"signature_name": "regress_x_to_y2", "examples": [{"x": 2.0}, {"x": 4.0}]}
     body = ok_json(post(tfs_default, "/v1/models/default:regress", request))
     assert body == {"results": [4.0, 5.0]}
-    response = post(tfs_default, "/v1/models/default:regress",
-                    {"signature_name": "regress_x2_to_y3", "examples": [{"x2": 2.0}]})
+    response = post(
+        tfs_default,
+        "/v1/models/default:regress",
+        {"signature_name": "regress_x2_to_y3", "examples": [{"x2": 2.0}]},
+    )
     assert "Expects arg[0] to be float but string is provided" in error(response, 400)
 
 
@@ -277,14 +280,23 @@ HANDLER_PATHS = [
 @pytest.mark.parametrize(
     ("path", "request_body", "expected"),
     [
-        (HANDLER_PATHS[0], {"instances": [[1.0, 2.0], [3.0, 4.0]]},
-         {"predictions": [[2.5, 3.0], [3.5, 4.0]]}),
+        (
+            HANDLER_PATHS[0],
+            {"instances": [[1.0, 2.0], [3.0, 4.0]]},
+            {"predictions": [[2.5, 3.0], [3.5, 4.0]]},
+        ),
         (HANDLER_PATHS[1], {"instances": [1.0, 2.0]}, {"predictions": [2.5, 3.0]}),
         (HANDLER_PATHS[2], {"instances": [1.0, 2.0]}, {"predictions": [2.5, 3.0]}),
-        (HANDLER_PATHS[1], {"signature_name": "serving_default", "instances": [3.0, 4.0]},
-         {"predictions": [3.5, 4.0]}),
-        (HANDLER_PATHS[1], {"signature_name": "serving_default", "inputs": [3.0, 4.0]},
-         {"outputs": [3.5, 4.0]}),
+        (
+            HANDLER_PATHS[1],
+            {"signature_name": "serving_default", "instances": [3.0, 4.0]},
+            {"predictions": [3.5, 4.0]},
+        ),
+        (
+            HANDLER_PATHS[1],
+            {"signature_name": "serving_default", "inputs": [3.0, 4.0]},
+            {"outputs": [3.5, 4.0]},
+        ),
     ],
     ids=["latest-2x2", "version", "label", "signature", "columnar"],
 )
@@ -300,9 +312,11 @@ def test_handler_regress(tfs_zoo: Endpoint, path: str) -> None:
     assert ok_json(post(tfs_zoo, f"{path}:regress", request)) == {"results": [42.0]}
 
 
-@pytest.mark.parametrize(("path", "x", "y"), [(HANDLER_PATHS[0], 20.0, 12.0),
-                                              (HANDLER_PATHS[2], 10.0, 7.0)],
-                         ids=["latest", "label"])
+@pytest.mark.parametrize(
+    ("path", "x", "y"),
+    [(HANDLER_PATHS[0], 20.0, 12.0), (HANDLER_PATHS[2], 10.0, 7.0)],
+    ids=["latest", "label"],
+)
 def test_handler_classify(tfs_zoo: Endpoint, path: str, x: float, y: float) -> None:
     request = {"signature_name": "classify_x_to_y", "examples": [{"x": x}]}
     assert ok_json(post(tfs_zoo, f"{path}:classify", request)) == {"results": [[["", y]]]}
@@ -376,8 +390,9 @@ def test_latest_policy_serves_124_only(tfs_zoo: Endpoint) -> None:
     )
     assert list(result.outputs["y"].float_val) == [3.0]
     check_model_spec(result.model_spec, "two_versions_latest", "serving_default", 124)
-    response = post(tfs_zoo, "/v1/models/two_versions_latest/versions/123:predict",
-                    {"instances": [[2.0]]})
+    response = post(
+        tfs_zoo, "/v1/models/two_versions_latest/versions/123:predict", {"instances": [[2.0]]}
+    )
     assert error(response, 404) == (
         "Servable not found for request: Specific(two_versions_latest, 123)"
     )
@@ -407,11 +422,17 @@ def test_all_policy_serves_both_versions(tfs_zoo: Endpoint) -> None:
         regress = tfs_zoo.prediction.Regress(request, timeout=RPC_TIMEOUT)
         assert regress.result.regressions[0].value == 42.0
         check_model_spec(regress.model_spec, "two_versions_all", "regress_x_to_y", version)
-    latest = tfs_zoo.prediction.Predict(predict_request("two_versions_all", shape=(1, 1)),
-                                        timeout=RPC_TIMEOUT)
+    latest = tfs_zoo.prediction.Predict(
+        predict_request("two_versions_all", shape=(1, 1)), timeout=RPC_TIMEOUT
+    )
     assert latest.model_spec.version.value == 124
-    body = ok_json(post(tfs_zoo, "/v1/models/two_versions_all/labels/stable:classify",
-                        {"signature_name": "classify_x_to_y", "examples": [{"x": 10.0}]}))
+    body = ok_json(
+        post(
+            tfs_zoo,
+            "/v1/models/two_versions_all/labels/stable:classify",
+            {"signature_name": "classify_x_to_y", "examples": [{"x": 10.0}]},
+        )
+    )
     assert body == {"results": [[["", 7.0]]]}
 
 
@@ -430,11 +451,13 @@ def test_metadata_of_version_124(tfs_zoo: Endpoint, tfs_testdata: Path) -> None:
 
 def test_tf2_classify_regress_rest(tfs_zoo: Endpoint) -> None:
     example = {"examples": [{"x": 2.0}]}
-    body = ok_json(post(tfs_zoo, "/v1/models/tf2:classify",
-                        {"signature_name": "classify_x_to_y", **example}))
+    body = ok_json(
+        post(tfs_zoo, "/v1/models/tf2:classify", {"signature_name": "classify_x_to_y", **example})
+    )
     assert body == {"results": [[["", 3.0]]]}
-    body = ok_json(post(tfs_zoo, "/v1/models/tf2:regress",
-                        {"signature_name": "regress_x_to_y", **example}))
+    body = ok_json(
+        post(tfs_zoo, "/v1/models/tf2:regress", {"signature_name": "regress_x_to_y", **example})
+    )
     assert body == {"results": [3.0]}
 
 
@@ -513,8 +536,9 @@ def test_half_plus_three(tfs_zoo: Endpoint) -> None:
 # ---- saved_model_counter: predict_impl_test.cc PredictionWithCustomizedSignatures ---------
 
 
-def counter_call(ep: Endpoint, signature: str, delta: float | None = None,
-                 output_filter: bool = False) -> float:
+def counter_call(
+    ep: Endpoint, signature: str, delta: float | None = None, output_filter: bool = False
+) -> float:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = "counter"
     request.model_spec.version.value = 123
@@ -529,8 +553,9 @@ def counter_call(ep: Endpoint, signature: str, delta: float | None = None,
     return _counter_value(response, request)
 
 
-def _counter_value(response: predict_pb2.PredictResponse,
-                   request: predict_pb2.PredictRequest) -> float:
+def _counter_value(
+    response: predict_pb2.PredictResponse, request: predict_pb2.PredictRequest
+) -> float:
     """The whole response must equal TF Serving's: a DT_FLOAT scalar and the echoed spec."""
     value = response.outputs["output"].float_val[0] if response.outputs else float("nan")
     expected = predict_pb2.PredictResponse()
@@ -558,8 +583,9 @@ def test_counter_signatures_rest(tfs_zoo: Endpoint) -> None:
     are refused exactly like TF Serving's json_tensor.cc does."""
     assert counter_call(tfs_zoo, "reset_counter") == 0.0
     path = "/v1/models/counter:predict"
-    body = ok_json(post(tfs_zoo, path, {"signature_name": "incr_counter_by",
-                                        "inputs": {"delta": 3.0}}))
+    body = ok_json(
+        post(tfs_zoo, path, {"signature_name": "incr_counter_by", "inputs": {"delta": 3.0}})
+    )
     assert body == {"outputs": 3.0}
     body = ok_json(post(tfs_zoo, path, {"signature_name": "incr_counter_by", "inputs": 2.5}))
     assert body == {"outputs": 5.5}
@@ -592,8 +618,9 @@ def test_variant_loads_and_answers(tfs_zoo: Endpoint, model: str) -> None:
     request = {"signature_name": "regress_x_to_y", "examples": [{"x": 2.0}, {"x": 10.0}]}
     body = ok_json(post(tfs_zoo, f"/v1/models/{model}:regress", request))
     assert body == {"results": [3.0, 7.0]}
-    result = tfs_zoo.prediction.Predict(predict_request(model, x=4.0, shape=(1, 1)),
-                                        timeout=RPC_TIMEOUT)
+    result = tfs_zoo.prediction.Predict(
+        predict_request(model, x=4.0, shape=(1, 1)), timeout=RPC_TIMEOUT
+    )
     assert list(result.outputs["y"].float_val) == [4.0]
     check_model_spec(result.model_spec, model, "serving_default", 123)
 

@@ -119,15 +119,17 @@ def batch(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     params.write_text(GLOBAL_PARAMS)
     monitoring = root / "monitoring.config"
     monitoring.write_text(f'prometheus_config {{ enable: true path: "{METRICS}" }}')
-    srv = start_server([
-        f"--model_config_file={config}",
-        "--enable_batching",
-        f"--batching_parameters_file={params}",
-        "--enable_per_model_batching_parameters=true",
-        "--enable_synthetic_warmup=true",
-        f"--monitoring_config_file={monitoring}",
-        "--file_system_poll_wait_seconds=0",
-    ])
+    srv = start_server(
+        [
+            f"--model_config_file={config}",
+            "--enable_batching",
+            f"--batching_parameters_file={params}",
+            "--enable_per_model_batching_parameters=true",
+            "--enable_synthetic_warmup=true",
+            f"--monitoring_config_file={monitoring}",
+            "--file_system_poll_wait_seconds=0",
+        ]
+    )
     try:
         yield BatchServer(srv, httpx.get(srv.rest + METRICS, timeout=TIMEOUT).text)
     finally:
@@ -160,8 +162,11 @@ def reference(channel: grpc.Channel) -> Callable[[np.ndarray], np.ndarray]:
 # ---- helpers ------------------------------------------------------------------------------
 
 
-def grpc_predict(stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str,
-                 inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def grpc_predict(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    model: str,
+    inputs: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     for key, value in inputs.items():
@@ -175,8 +180,9 @@ def rest_predict(client: httpx.Client, model: str, value: np.ndarray) -> httpx.R
     return client.post(f"/v1/models/{model}:predict", json={"inputs": value.tolist()})
 
 
-def grpc_regress(stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str,
-                 xs: list[float]) -> list[float]:
+def grpc_regress(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str, xs: list[float]
+) -> list[float]:
     request = regression_pb2.RegressionRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = "regress_x_to_y"
@@ -234,7 +240,8 @@ def test_every_model_loaded_with_synthetic_warmup_at_each_allowed_size(
 
 
 def test_concurrent_mixed_requests_equal_unbatched_answers(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
     reference: Callable[[np.ndarray], np.ndarray],
 ) -> None:
     rng = random.Random(7)
@@ -274,26 +281,31 @@ def test_concurrent_mixed_requests_equal_unbatched_answers(
             close(np.asarray(got, np.float32), 0.5 * np.asarray(x, np.float32) + 2.0)
     after = scrape(rest)
     tasks = metric(after, BATCHING + "input_batch_size_count") - metric(
-        before, BATCHING + "input_batch_size_count")
+        before, BATCHING + "input_batch_size_count"
+    )
     batches = metric(after, BATCHING + "wrapped_run_count") - metric(
-        before, BATCHING + "wrapped_run_count")
+        before, BATCHING + "wrapped_run_count"
+    )
     assert tasks == len(jobs)
     assert 0 < batches < tasks  # some requests really shared a batch
     queued = metric(after, BATCHING + "queuing_latency_count", thread_pool_name=POOL)
     # One queuing latency per task of a batch (a request split across batches counts twice).
-    assert queued - metric(before, BATCHING + "queuing_latency_count",
-                           thread_pool_name=POOL) >= len(jobs)
+    assert queued - metric(
+        before, BATCHING + "queuing_latency_count", thread_pool_name=POOL
+    ) >= len(jobs)
 
 
 def test_requests_with_different_non_batch_shapes_are_not_merged(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     rng = random.Random(11)
     jobs = []
     for i in range(40):
         width, size = rng.randint(1, 5), rng.randint(1, 4)
-        x = np.asarray([[rng.uniform(-9, 9) for _ in range(width)] for _ in range(size)],
-                       np.float32)
+        x = np.asarray(
+            [[rng.uniform(-9, 9) for _ in range(width)] for _ in range(size)], np.float32
+        )
         jobs.append(("rest" if i % 2 else "grpc", x))
 
     def run(job: tuple[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -313,7 +325,8 @@ def test_requests_with_different_non_batch_shapes_are_not_merged(
 
 
 def test_full_queue_is_unavailable_with_tf_serving_message(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
     reference: Callable[[np.ndarray], np.ndarray],
 ) -> None:
     rng = random.Random(3)
@@ -349,13 +362,13 @@ def test_full_queue_is_unavailable_with_tf_serving_message(
 
 
 def test_request_larger_than_max_batch_size_is_invalid(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     x = rows(random.Random(5), 9)  # mlp's own file says 8 (the global file says 128)
     response = rest_predict(rest, "mlp", x)
     assert response.status_code == 400
-    assert response.json() == {
-        "error": "Task size 9 is larger than maximum input batch size 8"}
+    assert response.json() == {"error": "Task size 9 is larger than maximum input batch size 8"}
     with pytest.raises(grpc.RpcError) as info:
         grpc_predict(stub, "mlp", {"input_example": x})
     assert isinstance(info.value, grpc.Call)
@@ -364,22 +377,23 @@ def test_request_larger_than_max_batch_size_is_invalid(
 
 
 def test_padding_to_allowed_sizes_keeps_answers(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(rest)
     xs = np.asarray([1.0, -2.0, 7.5], np.float32)  # 3 rows -> padded to 4
     got = grpc_predict(stub, "hp2", {"x": xs})["y"]
     close(got, 0.5 * xs + 2.0)
-    response = rest.post("/v1/models/hp2:predict", json={"instances": [10.0, 20.0, 30.0, 40.0,
-                                                                       50.0]})
+    response = rest.post(
+        "/v1/models/hp2:predict", json={"instances": [10.0, 20.0, 30.0, 40.0, 50.0]}
+    )
     assert response.status_code == 200
     assert response.json() == {"predictions": [7.0, 12.0, 17.0, 22.0, 27.0]}  # 5 -> 8
     after = scrape(rest)
 
     def delta(name: str, size: str) -> float:
         labels = {"execution_batch_size": size}
-        return metric(after, BATCHING + name, **labels) - metric(before, BATCHING + name,
-                                                                 **labels)
+        return metric(after, BATCHING + name, **labels) - metric(before, BATCHING + name, **labels)
 
     assert (delta("padding_size_count", "4"), delta("padding_size_sum", "4")) == (1, 1)
     assert (delta("padding_size_count", "8"), delta("padding_size_sum", "8")) == (1, 3)
@@ -387,17 +401,22 @@ def test_padding_to_allowed_sizes_keeps_answers(
 
 @pytest.mark.parametrize("size", [9, 20, 32])
 def test_large_batch_splitting_answers_requests_above_the_execution_size(
-    rest: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub, size: int,
+    rest: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    size: int,
 ) -> None:
     xs = np.arange(size, dtype=np.float32) * 1.5 - 4.0
     before = scrape(rest)
     close(grpc_predict(stub, "hp2", {"x": xs})["y"], 0.5 * xs + 2.0)
     after = scrape(rest)
     runs = metric(after, BATCHING + "wrapped_run_count") - metric(
-        before, BATCHING + "wrapped_run_count")
+        before, BATCHING + "wrapped_run_count"
+    )
     assert runs == -(-size // 8)  # split into pieces of at most max_execution_batch_size
-    response = rest.post("/v1/models/hp2:regress", json={
-        "signature_name": "regress_x_to_y", "examples": [{"x": float(v)} for v in xs]})
+    response = rest.post(
+        "/v1/models/hp2:regress",
+        json={"signature_name": "regress_x_to_y", "examples": [{"x": float(v)} for v in xs]},
+    )
     assert response.status_code == 200, response.text
     close(np.asarray(response.json()["results"], np.float32), 0.5 * xs + 2.0)
 

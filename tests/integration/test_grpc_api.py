@@ -72,9 +72,9 @@ def decode(proto: tensor_pb2.TensorProto) -> np.ndarray:
     return np.asarray(tensor.numpy())
 
 
-def typed(dtype: int, field: str, values: Sequence[Any], shape: Sequence[int]) -> (
-    tensor_pb2.TensorProto
-):
+def typed(
+    dtype: int, field: str, values: Sequence[Any], shape: Sequence[int]
+) -> tensor_pb2.TensorProto:
     """A TensorProto carrying ``values`` in its typed ``field`` (no tensor_content)."""
     proto = tensor_pb2.TensorProto(dtype=dtype)
     for size in shape:
@@ -83,15 +83,17 @@ def typed(dtype: int, field: str, values: Sequence[Any], shape: Sequence[int]) -
     return proto
 
 
-def floats(values: Sequence[float], shape: Sequence[int] | None = None) -> (
-    tensor_pb2.TensorProto
-):
-    return typed(types_pb2.DT_FLOAT, "float_val", values,
-                 [len(values)] if shape is None else shape)
+def floats(values: Sequence[float], shape: Sequence[int] | None = None) -> tensor_pb2.TensorProto:
+    return typed(types_pb2.DT_FLOAT, "float_val", values, [len(values)] if shape is None else shape)
 
 
-def set_spec(spec: Any, name: str, version: int | None = None, label: str | None = None,
-             signature: str | None = None) -> None:
+def set_spec(
+    spec: Any,
+    name: str,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+) -> None:
     spec.name = name
     if version is not None:
         spec.version.value = version
@@ -101,11 +103,15 @@ def set_spec(spec: Any, name: str, version: int | None = None, label: str | None
         spec.signature_name = signature
 
 
-def predict_request(name: str, inputs: dict[str, tensor_pb2.TensorProto], *,
-                    version: int | None = None, label: str | None = None,
-                    signature: str | None = None, output_filter: Sequence[str] = ()) -> (
-    predict_pb2.PredictRequest
-):
+def predict_request(
+    name: str,
+    inputs: dict[str, tensor_pb2.TensorProto],
+    *,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+    output_filter: Sequence[str] = (),
+) -> predict_pb2.PredictRequest:
     request = predict_pb2.PredictRequest(output_filter=list(output_filter))
     set_spec(request.model_spec, name, version, label, signature)
     for key, value in inputs.items():
@@ -114,15 +120,26 @@ def predict_request(name: str, inputs: dict[str, tensor_pb2.TensorProto], *,
 
 
 def example(**features: float) -> tf.train.Example:
-    return tf.train.Example(features=tf.train.Features(feature={
-        key: tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
-        for key, value in features.items()
-    }))
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                key: tf.train.Feature(float_list=tf.train.FloatList(value=[value]))
+                for key, value in features.items()
+            }
+        )
+    )
 
 
-def examples_request(kind: type[Message], name: str, xs: Sequence[float | None], *,
-                     context: float | None = None, version: int | None = None,
-                     label: str | None = None, signature: str | None = None) -> Any:
+def examples_request(
+    kind: type[Message],
+    name: str,
+    xs: Sequence[float | None],
+    *,
+    context: float | None = None,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+) -> Any:
     """A Classification/Regression request; ``None`` in ``xs`` is an example without x."""
     request: Any = kind()
     set_spec(request.model_spec, name, version, label, signature)
@@ -154,8 +171,7 @@ def half_plus_two(xs: Sequence[float], version: int) -> np.ndarray:
 
 def health_status(channel: grpc.Channel, service: str) -> int:
     stub = health_pb2_grpc.HealthStub(channel)
-    status: int = stub.Check(health_pb2.HealthCheckRequest(service=service),
-                             timeout=TIMEOUT).status
+    status: int = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=TIMEOUT).status
     return status
 
 
@@ -185,21 +201,31 @@ def socket_server(models_dir: Path) -> Iterator[tuple[Server, str]]:
     """No TCP gRPC (``--port=0``), gRPC on a Unix socket, outputs as tensor_content."""
     folder = Path(tempfile.mkdtemp(prefix="ts-sock-", dir="/tmp"))
     config = folder / "models.config"
-    config.write_text(model_config([
-        ("half_plus_two", str(models_dir / "half_plus_two"), ""),
-        ("all_types", str(models_dir / "all_types"), ""),
-    ]))
+    config.write_text(
+        model_config(
+            [
+                ("half_plus_two", str(models_dir / "half_plus_two"), ""),
+                ("all_types", str(models_dir / "all_types"), ""),
+            ]
+        )
+    )
     socket_path = folder / "grpc.sock"
-    srv = start_server([f"--model_config_file={config}", f"--grpc_socket_path={socket_path}",
-                        "--enable_serialization_as_tensor_content=true"], grpc_port=False)
+    srv = start_server(
+        [
+            f"--model_config_file={config}",
+            f"--grpc_socket_path={socket_path}",
+            "--enable_serialization_as_tensor_content=true",
+        ],
+        grpc_port=False,
+    )
     yield srv, f"unix:{socket_path}"
     srv.stop()
 
 
 @pytest.fixture(scope="module")
-def socket_stub(socket_server: tuple[Server, str]) -> Iterator[
-    prediction_service_pb2_grpc.PredictionServiceStub
-]:
+def socket_stub(
+    socket_server: tuple[Server, str],
+) -> Iterator[prediction_service_pb2_grpc.PredictionServiceStub]:
     with grpc.insecure_channel(socket_server[1]) as chan:
         yield prediction_service_pb2_grpc.PredictionServiceStub(chan)
 
@@ -209,8 +235,13 @@ def broken_server(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
     """A server whose only model fails to load."""
     config = tmp_path_factory.mktemp("broken") / "models.config"
     config.write_text(model_config([("broken", str(models_dir / "broken"), "")]))
-    srv = start_server([f"--model_config_file={config}", "--enable_grpc_healthcheck_service=true",
-                        "--max_num_load_retries=0"])
+    srv = start_server(
+        [
+            f"--model_config_file={config}",
+            "--enable_grpc_healthcheck_service=true",
+            "--max_num_load_retries=0",
+        ]
+    )
     yield srv
     srv.stop()
 
@@ -236,16 +267,22 @@ def test_predict_make_tensor_proto_resolves_latest_and_echoes_spec(
     np.testing.assert_array_equal(decode(y), half_plus_two([1.0, 2.0, 5.0], 2))
 
 
-@pytest.mark.parametrize(("values", "shape", "x"), [
-    ([1.0, 2.0, 5.0], [3], [1.0, 2.0, 5.0]),
-    ([1.0, 3.0], [4], [1.0, 3.0, 3.0, 3.0]),  # the last value is repeated
-    ([7.0], [3], [7.0, 7.0, 7.0]),
-    ([], [3], [0.0, 0.0, 0.0]),  # no values: zero-filled
-    ([], [0], []),
-], ids=["full", "last-repeated", "one-value", "zero-values", "empty"])
+@pytest.mark.parametrize(
+    ("values", "shape", "x"),
+    [
+        ([1.0, 2.0, 5.0], [3], [1.0, 2.0, 5.0]),
+        ([1.0, 3.0], [4], [1.0, 3.0, 3.0, 3.0]),  # the last value is repeated
+        ([7.0], [3], [7.0, 7.0, 7.0]),
+        ([], [3], [0.0, 0.0, 0.0]),  # no values: zero-filled
+        ([], [0], []),
+    ],
+    ids=["full", "last-repeated", "one-value", "zero-values", "empty"],
+)
 def test_predict_typed_float_val(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    values: list[float], shape: list[int], x: list[float],
+    values: list[float],
+    shape: list[int],
+    x: list[float],
 ) -> None:
     request = predict_request("half_plus_two", {"x": floats(values, shape)}, version=1)
     response = stub.Predict(request, timeout=TIMEOUT)
@@ -254,15 +291,24 @@ def test_predict_typed_float_val(
     np.testing.assert_array_equal(y, half_plus_two(x, 1))
 
 
-@pytest.mark.parametrize(("choice", "version"), [
-    ({"version": 1}, 1), ({"version": 2}, 2),
-    ({"label": "stable"}, 1), ({"label": "canary"}, 2),
-], ids=["version-1", "version-2", "label-stable", "label-canary"])
+@pytest.mark.parametrize(
+    ("choice", "version"),
+    [
+        ({"version": 1}, 1),
+        ({"version": 2}, 2),
+        ({"label": "stable"}, 1),
+        ({"label": "canary"}, 2),
+    ],
+    ids=["version-1", "version-2", "label-stable", "label-canary"],
+)
 def test_predict_model_spec_version_and_label(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, choice: dict[str, Any], version: int,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    choice: dict[str, Any],
+    version: int,
 ) -> None:
-    request = predict_request("half_plus_two", {"x": floats([4.0])},
-                              signature="serving_default", **choice)
+    request = predict_request(
+        "half_plus_two", {"x": floats([4.0])}, signature="serving_default", **choice
+    )
     response = stub.Predict(request, timeout=TIMEOUT)
     assert response.model_spec.name == "half_plus_two"
     assert response.model_spec.version.value == version  # the label resolved to its version
@@ -273,8 +319,10 @@ def test_predict_model_spec_version_and_label(
 def test_predict_all_types_from_make_tensor_proto(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
-    arrays = {alias: np.array(values, dtype=tf.as_dtype(dtype).as_numpy_dtype)
-              for alias, (dtype, _, values) in ALL_TYPES.items()}
+    arrays = {
+        alias: np.array(values, dtype=tf.as_dtype(dtype).as_numpy_dtype)
+        for alias, (dtype, _, values) in ALL_TYPES.items()
+    }
     inputs = {alias: tf.make_tensor_proto(array) for alias, array in arrays.items()}
     response = stub.Predict(predict_request("all_types", inputs), timeout=TIMEOUT)
     assert sorted(response.outputs) == sorted(ALL_TYPES)
@@ -287,7 +335,8 @@ def test_predict_all_types_from_make_tensor_proto(
 
 @pytest.mark.parametrize("mode", ["full", "last-repeated", "zero-values"])
 def test_predict_all_types_typed_fields(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, mode: str,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    mode: str,
 ) -> None:
     inputs, expected = {}, {}
     for alias, (dtype, field, values) in ALL_TYPES.items():
@@ -295,13 +344,17 @@ def test_predict_all_types_typed_fields(
         sent = {"full": values, "last-repeated": values, "zero-values": []}[mode]
         size = 2 if mode == "full" else 4
         inputs[alias] = typed(dtype, field, sent, [size])
-        full = {"full": values, "last-repeated": [*values, values[-1], values[-1]],
-                "zero-values": [ZERO.get(alias, 0)] * 4}[mode]
+        full = {
+            "full": values,
+            "last-repeated": [*values, values[-1], values[-1]],
+            "zero-values": [ZERO.get(alias, 0)] * 4,
+        }[mode]
         expected[alias] = np.array(full, dtype=np_type)
     response = stub.Predict(predict_request("all_types", inputs), timeout=TIMEOUT)
     for alias in ALL_TYPES:
-        np.testing.assert_array_equal(decode(response.outputs[alias]), expected[alias],
-                                      err_msg=alias)
+        np.testing.assert_array_equal(
+            decode(response.outputs[alias]), expected[alias], err_msg=alias
+        )
 
 
 def test_predict_string_tensor_content(
@@ -320,17 +373,23 @@ def test_predict_string_tensor_content(
 
 
 def multi_inputs() -> dict[str, tensor_pb2.TensorProto]:
-    return {"a": tf.make_tensor_proto(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)),
-            "b": tf.make_tensor_proto(np.array([2, 3], np.int64))}
+    return {
+        "a": tf.make_tensor_proto(np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)),
+        "b": tf.make_tensor_proto(np.array([2, 3], np.int64)),
+    }
 
 
 @pytest.mark.parametrize("output_filter", [(), ("scaled",), ("total", "sum")])
 def test_predict_output_filter_selects_outputs(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, output_filter: tuple[str, ...],
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    output_filter: tuple[str, ...],
 ) -> None:
     a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
-    expected = {"sum": a.sum(axis=1), "scaled": a * np.array([[2.0], [3.0]], np.float32),
-                "total": np.float32(a.sum())}
+    expected = {
+        "sum": a.sum(axis=1),
+        "scaled": a * np.array([[2.0], [3.0]], np.float32),
+        "total": np.float32(a.sum()),
+    }
     request = predict_request("multi", multi_inputs(), output_filter=output_filter)
     response = stub.Predict(request, timeout=TIMEOUT)
     assert sorted(response.outputs) == sorted(output_filter or expected)
@@ -361,17 +420,33 @@ def test_predict_output_filter_duplicate_alias(
 # ---- Predict errors (§2.4) ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("spec", "code", "message"), [
-    ({"name": ""}, grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
-    ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
-    ({"name": "half_plus_two", "version": 7}, grpc.StatusCode.NOT_FOUND,
-     "Servable not found for request: Specific(half_plus_two, 7)"),
-    ({"name": "half_plus_two", "label": "nope"}, grpc.StatusCode.INVALID_ARGUMENT,
-     "Unrecognized servable version label: nope"),
-], ids=["empty-name", "unknown-model", "unknown-version", "unknown-label"])
+@pytest.mark.parametrize(
+    ("spec", "code", "message"),
+    [
+        ({"name": ""}, grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified."),
+        (
+            {"name": "nope"},
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            {"name": "half_plus_two", "version": 7},
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Specific(half_plus_two, 7)",
+        ),
+        (
+            {"name": "half_plus_two", "label": "nope"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Unrecognized servable version label: nope",
+        ),
+    ],
+    ids=["empty-name", "unknown-model", "unknown-version", "unknown-label"],
+)
 def test_predict_unresolvable_model_spec(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    spec: dict[str, Any], code: grpc.StatusCode, message: str,
+    spec: dict[str, Any],
+    code: grpc.StatusCode,
+    message: str,
 ) -> None:
     request = predict_request(inputs={"x": floats([1.0])}, **spec)
     assert rpc_error(stub.Predict, request) == (code, message)
@@ -386,19 +461,35 @@ def test_predict_unknown_signature_is_failed_precondition(
     assert details.startswith('Serving signature key "nope" not found.')
 
 
-@pytest.mark.parametrize(("model", "inputs", "message"), [
-    ("half_plus_two", {"x": floats([1.0]), "q": floats([1.0])},
-     "input size does not match signature: 2!=1 len({q,x}) != len({x}). Sent extra: {q}. "
-     "Missing but required: {}."),
-    ("half_plus_two", {}, "input size does not match signature: 0!=1 len({}) != len({x}). "
-     "Sent extra: {}. Missing but required: {x}."),
-    ("multi", {"a": tf.make_tensor_proto(np.ones((1, 2), np.float32))},
-     "input size does not match signature: 1!=2 len({a}) != len({a,b}). Sent extra: {}. "
-     "Missing but required: {b}."),
-], ids=["extra", "none", "missing"])
+@pytest.mark.parametrize(
+    ("model", "inputs", "message"),
+    [
+        (
+            "half_plus_two",
+            {"x": floats([1.0]), "q": floats([1.0])},
+            "input size does not match signature: 2!=1 len({q,x}) != len({x}). Sent extra: {q}. "
+            "Missing but required: {}.",
+        ),
+        (
+            "half_plus_two",
+            {},
+            "input size does not match signature: 0!=1 len({}) != len({x}). "
+            "Sent extra: {}. Missing but required: {x}.",
+        ),
+        (
+            "multi",
+            {"a": tf.make_tensor_proto(np.ones((1, 2), np.float32))},
+            "input size does not match signature: 1!=2 len({a}) != len({a,b}). Sent extra: {}. "
+            "Missing but required: {b}.",
+        ),
+    ],
+    ids=["extra", "none", "missing"],
+)
 def test_predict_input_names_must_match_signature(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    model: str, inputs: dict[str, tensor_pb2.TensorProto], message: str,
+    model: str,
+    inputs: dict[str, tensor_pb2.TensorProto],
+    message: str,
 ) -> None:
     request = predict_request(model, inputs)
     assert rpc_error(stub.Predict, request) == (grpc.StatusCode.INVALID_ARGUMENT, message)
@@ -418,29 +509,50 @@ def content_proto(dtype: int, content: bytes, shape: Sequence[int]) -> tensor_pb
     return proto
 
 
-@pytest.mark.parametrize("proto", [
-    content_proto(types_pb2.DT_FLOAT, np.ones(2, np.float32).tobytes(), [3]),
-    content_proto(types_pb2.DT_FLOAT, np.ones(4, np.float32).tobytes(), [3]),
-    content_proto(types_pb2.DT_FLOAT, b"\x00\x00\x80", [1]),
-    floats([1.0, 2.0, 3.0], [2]),  # more values than the shape holds
-], ids=["content-short", "content-long", "content-partial", "too-many-values"])
+@pytest.mark.parametrize(
+    "proto",
+    [
+        content_proto(types_pb2.DT_FLOAT, np.ones(2, np.float32).tobytes(), [3]),
+        content_proto(types_pb2.DT_FLOAT, np.ones(4, np.float32).tobytes(), [3]),
+        content_proto(types_pb2.DT_FLOAT, b"\x00\x00\x80", [1]),
+        floats([1.0, 2.0, 3.0], [2]),  # more values than the shape holds
+    ],
+    ids=["content-short", "content-long", "content-partial", "too-many-values"],
+)
 def test_predict_payload_disagreeing_with_shape(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, proto: tensor_pb2.TensorProto,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    proto: tensor_pb2.TensorProto,
 ) -> None:
     code, _ = rpc_error(stub.Predict, predict_request("half_plus_two", {"x": proto}))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
 
 
-@pytest.mark.parametrize(("spec", "code", "message"), [
-    ({"name": "nope"}, grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)"),
-    ({"name": "half_plus_two", "label": "nope"}, grpc.StatusCode.INVALID_ARGUMENT,
-     "Unrecognized servable version label: nope"),
-    ({"name": "half_plus_two", "signature": "nope"}, grpc.StatusCode.FAILED_PRECONDITION,
-     'Serving signature key "nope" not found.'),
-], ids=["unknown-model", "unknown-label", "unknown-signature"])
+@pytest.mark.parametrize(
+    ("spec", "code", "message"),
+    [
+        (
+            {"name": "nope"},
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(nope)",
+        ),
+        (
+            {"name": "half_plus_two", "label": "nope"},
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "Unrecognized servable version label: nope",
+        ),
+        (
+            {"name": "half_plus_two", "signature": "nope"},
+            grpc.StatusCode.FAILED_PRECONDITION,
+            'Serving signature key "nope" not found.',
+        ),
+    ],
+    ids=["unknown-model", "unknown-label", "unknown-signature"],
+)
 def test_predict_resolves_model_and_signature_before_decoding_tensors(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    spec: dict[str, Any], code: grpc.StatusCode, message: str,
+    spec: dict[str, Any],
+    code: grpc.StatusCode,
+    message: str,
 ) -> None:
     # As TF Serving (servable handle, then signature, then Tensor::FromProto): a malformed
     # tensor does not hide what is wrong with the ModelSpec.
@@ -463,7 +575,8 @@ HUGE = [
 
 @pytest.mark.parametrize("proto", [p for _, p in HUGE], ids=[i for i, _ in HUGE])
 def test_predict_negative_or_enormous_dims_rejected_without_allocating(
-    server: Server, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    server: Server,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
     proto: tensor_pb2.TensorProto,
 ) -> None:
     assert server.process is not None
@@ -474,18 +587,22 @@ def test_predict_negative_or_enormous_dims_rejected_without_allocating(
     growth_mib = (peak_rss_kib(server.process.pid) - before) / 1024
     assert growth_mib < 256, f"server peak RSS grew by {growth_mib:.0f} MiB"
     # ... and it keeps serving.
-    response = stub.Predict(predict_request(model, {"x": floats([2.0])}, version=1),
-                            timeout=TIMEOUT)
+    response = stub.Predict(
+        predict_request(model, {"x": floats([2.0])}, version=1), timeout=TIMEOUT
+    )
     np.testing.assert_array_equal(decode(response.outputs["y"]), half_plus_two([2.0], 1))
 
 
 def test_predict_enormous_string_dim_rejected(
-    server: Server, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    server: Server,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     assert server.process is not None
     before = peak_rss_kib(server.process.pid)
-    for proto in (typed(types_pb2.DT_STRING, "string_val", [b"x" * 64], [2**40]),
-                  content_proto(types_pb2.DT_STRING, b"\x01x", [2**40])):
+    for proto in (
+        typed(types_pb2.DT_STRING, "string_val", [b"x" * 64], [2**40]),
+        content_proto(types_pb2.DT_STRING, b"\x01x", [2**40]),
+    ):
         code, _ = rpc_error(stub.Predict, predict_request("strings", {"text": proto}))
         assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert (peak_rss_kib(server.process.pid) - before) / 1024 < 256
@@ -506,8 +623,9 @@ def test_long_non_ascii_message_truncated_on_a_character_boundary(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     name = "é" * 1000  # 2 bytes each: byte 1024 falls inside a character
-    request = examples_request(classification_pb2.ClassificationRequest, "half_plus_two",
-                               [1.0], signature=name)
+    request = examples_request(
+        classification_pb2.ClassificationRequest, "half_plus_two", [1.0], signature=name
+    )
     code, details = rpc_error(stub.Classify, request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     prefix = "No signature was found with the name: "
@@ -530,8 +648,10 @@ def test_unix_socket_predict(
 def test_serialization_as_tensor_content(
     socket_stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
-    arrays = {alias: np.array(values, dtype=tf.as_dtype(dtype).as_numpy_dtype)
-              for alias, (dtype, _, values) in ALL_TYPES.items()}
+    arrays = {
+        alias: np.array(values, dtype=tf.as_dtype(dtype).as_numpy_dtype)
+        for alias, (dtype, _, values) in ALL_TYPES.items()
+    }
     inputs = {alias: tf.make_tensor_proto(array) for alias, array in arrays.items()}
     response = socket_stub.Predict(predict_request("all_types", inputs), timeout=TIMEOUT)
     assert sorted(response.outputs) == sorted(ALL_TYPES)
@@ -545,8 +665,11 @@ def test_serialization_as_tensor_content(
 def test_serialization_as_tensor_content_leaves_rest_alone(
     socket_server: tuple[Server, str],
 ) -> None:
-    response = httpx.post(f"{socket_server[0].rest}/v1/models/half_plus_two:predict",
-                          json={"instances": [1.0, 4.0]}, timeout=TIMEOUT)
+    response = httpx.post(
+        f"{socket_server[0].rest}/v1/models/half_plus_two:predict",
+        json={"instances": [1.0, 4.0]},
+        timeout=TIMEOUT,
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": half_plus_two([1.0, 4.0], 2).tolist()}
 
@@ -554,16 +677,28 @@ def test_serialization_as_tensor_content_leaves_rest_alone(
 # ---- Classify / Regress -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("xs", "context", "x_used"), [
-    ([1.0, 4.0, -2.0], None, [1.0, 4.0, -2.0]),
-    ([None, 4.0], 10.0, [10.0, 4.0]),  # context fills the missing feature; examples win
-], ids=["examples", "with-context"])
+@pytest.mark.parametrize(
+    ("xs", "context", "x_used"),
+    [
+        ([1.0, 4.0, -2.0], None, [1.0, 4.0, -2.0]),
+        ([None, 4.0], 10.0, [10.0, 4.0]),  # context fills the missing feature; examples win
+    ],
+    ids=["examples", "with-context"],
+)
 def test_classify(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    xs: list[float | None], context: float | None, x_used: list[float],
+    xs: list[float | None],
+    context: float | None,
+    x_used: list[float],
 ) -> None:
-    request = examples_request(classification_pb2.ClassificationRequest, "half_plus_two", xs,
-                               context=context, label="stable", signature="classify_x_to_y")
+    request = examples_request(
+        classification_pb2.ClassificationRequest,
+        "half_plus_two",
+        xs,
+        context=context,
+        label="stable",
+        signature="classify_x_to_y",
+    )
     response = stub.Classify(request, timeout=TIMEOUT)
     assert response.model_spec.name == "half_plus_two"
     assert response.model_spec.version.value == 1
@@ -571,45 +706,66 @@ def test_classify(
     classifications = response.result.classifications
     assert [len(c.classes) for c in classifications] == [1] * len(xs)
     assert [c.classes[0].label for c in classifications] == [""] * len(xs)
-    np.testing.assert_array_equal([c.classes[0].score for c in classifications],
-                                  half_plus_two(x_used, 1))
+    np.testing.assert_array_equal(
+        [c.classes[0].score for c in classifications], half_plus_two(x_used, 1)
+    )
 
 
-@pytest.mark.parametrize(("xs", "context", "x_used"), [
-    ([1.0, 4.0, -2.0], None, [1.0, 4.0, -2.0]),
-    ([None, 4.0], 10.0, [10.0, 4.0]),
-], ids=["examples", "with-context"])
+@pytest.mark.parametrize(
+    ("xs", "context", "x_used"),
+    [
+        ([1.0, 4.0, -2.0], None, [1.0, 4.0, -2.0]),
+        ([None, 4.0], 10.0, [10.0, 4.0]),
+    ],
+    ids=["examples", "with-context"],
+)
 def test_regress(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
-    xs: list[float | None], context: float | None, x_used: list[float],
+    xs: list[float | None],
+    context: float | None,
+    x_used: list[float],
 ) -> None:
-    request = examples_request(regression_pb2.RegressionRequest, "half_plus_two", xs,
-                               context=context, signature="regress_x_to_y")
+    request = examples_request(
+        regression_pb2.RegressionRequest,
+        "half_plus_two",
+        xs,
+        context=context,
+        signature="regress_x_to_y",
+    )
     response = stub.Regress(request, timeout=TIMEOUT)
     assert response.model_spec.name == "half_plus_two"
     assert response.model_spec.version.value == 2
     assert response.model_spec.signature_name == "regress_x_to_y"
-    np.testing.assert_array_equal([r.value for r in response.result.regressions],
-                                  half_plus_two(x_used, 2))
+    np.testing.assert_array_equal(
+        [r.value for r in response.result.regressions], half_plus_two(x_used, 2)
+    )
 
 
 @pytest.mark.parametrize("method", ["Classify", "Regress"])
 def test_classify_regress_unknown_signature_is_invalid_argument(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, method: str,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    method: str,
 ) -> None:
-    kind = {"Classify": classification_pb2.ClassificationRequest,
-            "Regress": regression_pb2.RegressionRequest}[method]
+    kind = {
+        "Classify": classification_pb2.ClassificationRequest,
+        "Regress": regression_pb2.RegressionRequest,
+    }[method]
     request = examples_request(kind, "half_plus_two", [1.0], signature="nope")
     assert rpc_error(getattr(stub, method), request) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "No signature was found with the name: nope")
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "No signature was found with the name: nope",
+    )
 
 
 @pytest.mark.parametrize("method", ["Classify", "Regress"])
 def test_classify_regress_default_signature_is_not_an_examples_signature(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, method: str,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    method: str,
 ) -> None:
-    kind = {"Classify": classification_pb2.ClassificationRequest,
-            "Regress": regression_pb2.RegressionRequest}[method]
+    kind = {
+        "Classify": classification_pb2.ClassificationRequest,
+        "Regress": regression_pb2.RegressionRequest,
+    }[method]
     request = examples_request(kind, "half_plus_two", [1.0])  # serving_default: a predict one
     code, details = rpc_error(getattr(stub, method), request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
@@ -619,21 +775,27 @@ def test_classify_regress_default_signature_is_not_an_examples_signature(
 
 @pytest.mark.parametrize("method", ["Classify", "Regress"])
 def test_classify_regress_without_examples(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, method: str,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    method: str,
 ) -> None:
-    kind = {"Classify": classification_pb2.ClassificationRequest,
-            "Regress": regression_pb2.RegressionRequest}[method]
+    kind = {
+        "Classify": classification_pb2.ClassificationRequest,
+        "Regress": regression_pb2.RegressionRequest,
+    }[method]
     signature = {"Classify": "classify_x_to_y", "Regress": "regress_x_to_y"}[method]
     request = examples_request(kind, "half_plus_two", [], signature=signature)
     assert rpc_error(getattr(stub, method), request) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Input is empty.")
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Input is empty.",
+    )
 
 
 # ---- MultiInference -----------------------------------------------------------------------
 
 
-def multi_request(tasks: Sequence[tuple[str, str, str]], xs: Sequence[float], *,
-                  version: int | None = None) -> inference_pb2.MultiInferenceRequest:
+def multi_request(
+    tasks: Sequence[tuple[str, str, str]], xs: Sequence[float], *, version: int | None = None
+) -> inference_pb2.MultiInferenceRequest:
     request = inference_pb2.MultiInferenceRequest()
     for model, signature, method in tasks:
         task = request.tasks.add(method_name=method)
@@ -646,8 +808,14 @@ def test_multi_inference_classify_and_regress(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     xs = [1.0, 4.0]
-    request = multi_request([("half_plus_two", "classify_x_to_y", CLASSIFY),
-                             ("half_plus_two", "regress_x_to_y", REGRESS)], xs, version=1)
+    request = multi_request(
+        [
+            ("half_plus_two", "classify_x_to_y", CLASSIFY),
+            ("half_plus_two", "regress_x_to_y", REGRESS),
+        ],
+        xs,
+        version=1,
+    )
     response = stub.MultiInference(request, timeout=TIMEOUT)
     assert len(response.results) == 2
     classified, regressed = response.results
@@ -659,16 +827,19 @@ def test_multi_inference_classify_and_regress(
         assert result.model_spec.signature_name == signature
     expected = half_plus_two(xs, 1)
     np.testing.assert_array_equal(
-        [c.classes[0].score for c in classified.classification_result.classifications], expected)
+        [c.classes[0].score for c in classified.classification_result.classifications], expected
+    )
     np.testing.assert_array_equal(
-        [r.value for r in regressed.regression_result.regressions], expected)
+        [r.value for r in regressed.regression_result.regressions], expected
+    )
 
 
 def test_multi_inference_tasks_must_name_one_model(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
-    request = multi_request([("half_plus_two", "classify_x_to_y", CLASSIFY),
-                             ("mlp", "regress_x_to_y", REGRESS)], [1.0])
+    request = multi_request(
+        [("half_plus_two", "classify_x_to_y", CLASSIFY), ("mlp", "regress_x_to_y", REGRESS)], [1.0]
+    )
     code, details = rpc_error(stub.MultiInference, request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT
     assert "All ModelSpecs in a MultiInferenceRequest must access the same model name" in details
@@ -677,17 +848,25 @@ def test_multi_inference_tasks_must_name_one_model(
 def test_multi_inference_duplicate_signature(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
-    request = multi_request([("half_plus_two", "regress_x_to_y", REGRESS),
-                             ("half_plus_two", "regress_x_to_y", REGRESS)], [1.0])
+    request = multi_request(
+        [
+            ("half_plus_two", "regress_x_to_y", REGRESS),
+            ("half_plus_two", "regress_x_to_y", REGRESS),
+        ],
+        [1.0],
+    )
     assert rpc_error(stub.MultiInference, request) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Duplicate evaluation of signature: regress_x_to_y")
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Duplicate evaluation of signature: regress_x_to_y",
+    )
 
 
 # ---- GetModelMetadata ---------------------------------------------------------------------
 
 
-def metadata_request(name: str, fields: Sequence[str] = ("signature_def",),
-                     version: int | None = None) -> get_model_metadata_pb2.GetModelMetadataRequest:
+def metadata_request(
+    name: str, fields: Sequence[str] = ("signature_def",), version: int | None = None
+) -> get_model_metadata_pb2.GetModelMetadataRequest:
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=list(fields))
     set_spec(request.model_spec, name, version)
     return request
@@ -695,10 +874,12 @@ def metadata_request(name: str, fields: Sequence[str] = ("signature_def",),
 
 @pytest.mark.parametrize("version", [None, 1])
 def test_get_model_metadata_packs_signature_def_map(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, version: int | None,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    version: int | None,
 ) -> None:
-    response = stub.GetModelMetadata(metadata_request("half_plus_two", version=version),
-                                     timeout=TIMEOUT)
+    response = stub.GetModelMetadata(
+        metadata_request("half_plus_two", version=version), timeout=TIMEOUT
+    )
     assert response.model_spec.name == "half_plus_two"
     assert response.model_spec.version.value == (version or 2)
     assert list(response.metadata) == ["signature_def"]
@@ -718,15 +899,22 @@ def test_get_model_metadata_packs_signature_def_map(
     assert sig["regress_x_to_y"].inputs["inputs"].dtype == types_pb2.DT_STRING
 
 
-@pytest.mark.parametrize("fields", [(), ("foo",), ("signature_def", "foo")],
-                         ids=["empty", "other", "signature_def-and-other"])
+@pytest.mark.parametrize(
+    "fields",
+    [(), ("foo",), ("signature_def", "foo")],
+    ids=["empty", "other", "signature_def-and-other"],
+)
 def test_get_model_metadata_fields_must_be_signature_def(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, fields: tuple[str, ...],
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    fields: tuple[str, ...],
 ) -> None:
     code, details = rpc_error(stub.GetModelMetadata, metadata_request("half_plus_two", fields))
     assert code == grpc.StatusCode.INVALID_ARGUMENT
-    expected = ("GetModelMetadataRequest must specify at least one metadata_field" if not fields
-                else "Metadata field foo is not supported")
+    expected = (
+        "GetModelMetadataRequest must specify at least one metadata_field"
+        if not fields
+        else "Metadata field foo is not supported"
+    )
     assert details == expected
 
 
@@ -734,15 +922,17 @@ def test_get_model_metadata_unknown_model(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     assert rpc_error(stub.GetModelMetadata, metadata_request("nope")) == (
-        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(nope)")
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    )
 
 
 # ---- GetModelStatus -----------------------------------------------------------------------
 
 
-def status_request(name: str, version: int | None = None) -> (
-    get_model_status_pb2.GetModelStatusRequest
-):
+def status_request(
+    name: str, version: int | None = None
+) -> get_model_status_pb2.GetModelStatusRequest:
     request = get_model_status_pb2.GetModelStatusRequest()
     set_spec(request.model_spec, name, version)
     return request
@@ -750,8 +940,10 @@ def status_request(name: str, version: int | None = None) -> (
 
 def test_get_model_status_all_versions(models: model_service_pb2_grpc.ModelServiceStub) -> None:
     response = models.GetModelStatus(status_request("half_plus_two"), timeout=TIMEOUT)
-    statuses = [(s.version, s.state, s.status.error_code, s.status.error_message)
-                for s in response.model_version_status]
+    statuses = [
+        (s.version, s.state, s.status.error_code, s.status.error_message)
+        for s in response.model_version_status
+    ]
     assert statuses == [(2, AVAILABLE, 0, ""), (1, AVAILABLE, 0, "")]  # highest first
 
 
@@ -760,17 +952,24 @@ def test_get_model_status_one_version(models: model_service_pb2_grpc.ModelServic
     assert [(s.version, s.state) for s in response.model_version_status] == [(1, AVAILABLE)]
 
 
-@pytest.mark.parametrize(("name", "version", "message"), [
-    ("nope", None, "Could not find any versions of model nope"),
-    ("half_plus_two", 7, "Could not find version 7 of model half_plus_two"),
-    ("nope", 1, "Could not find version 1 of model nope"),
-])
+@pytest.mark.parametrize(
+    ("name", "version", "message"),
+    [
+        ("nope", None, "Could not find any versions of model nope"),
+        ("half_plus_two", 7, "Could not find version 7 of model half_plus_two"),
+        ("nope", 1, "Could not find version 1 of model nope"),
+    ],
+)
 def test_get_model_status_not_found(
     models: model_service_pb2_grpc.ModelServiceStub,
-    name: str, version: int | None, message: str,
+    name: str,
+    version: int | None,
+    message: str,
 ) -> None:
     assert rpc_error(models.GetModelStatus, status_request(name, version)) == (
-        grpc.StatusCode.NOT_FOUND, message)
+        grpc.StatusCode.NOT_FOUND,
+        message,
+    )
 
 
 # ---- empty model name on every PredictionService method ----------------------------------
@@ -778,19 +977,21 @@ def test_get_model_status_not_found(
 
 @pytest.mark.parametrize("method", ["Classify", "Regress", "MultiInference", "GetModelMetadata"])
 def test_empty_model_name(
-    stub: prediction_service_pb2_grpc.PredictionServiceStub, method: str,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    method: str,
 ) -> None:
     request: Message = {
-        "Classify": lambda: examples_request(classification_pb2.ClassificationRequest, "",
-                                             [1.0], signature="classify_x_to_y"),
-        "Regress": lambda: examples_request(regression_pb2.RegressionRequest, "", [1.0],
-                                            signature="regress_x_to_y"),
+        "Classify": lambda: examples_request(
+            classification_pb2.ClassificationRequest, "", [1.0], signature="classify_x_to_y"
+        ),
+        "Regress": lambda: examples_request(
+            regression_pb2.RegressionRequest, "", [1.0], signature="regress_x_to_y"
+        ),
         "MultiInference": lambda: multi_request([("", "regress_x_to_y", REGRESS)], [1.0]),
         "GetModelMetadata": lambda: metadata_request(""),
     }[method]()
     code, details = rpc_error(getattr(stub, method), request)
-    assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT,
-                               "ModelSpec has no name specified.")
+    assert (code, details) == (grpc.StatusCode.INVALID_ARGUMENT, "ModelSpec has no name specified.")
 
 
 # ---- health -------------------------------------------------------------------------------
@@ -816,4 +1017,6 @@ def test_health_not_serving_when_only_model_is_broken(broken_server: Server) -> 
         stub = prediction_service_pb2_grpc.PredictionServiceStub(chan)
         request = predict_request("broken", {"x": floats([1.0])})
         assert rpc_error(stub.Predict, request) == (
-            grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(broken)")
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(broken)",
+        )

@@ -45,23 +45,69 @@ def _openssl(folder: Path, *args: str) -> None:
 
 
 def _ca(folder: Path, name: str) -> None:
-    _openssl(folder, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.pem", "-days", "2",
-             "-subj", f"/CN=tensorserve test {name}",
-             "-addext", "basicConstraints=critical,CA:TRUE",
-             "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    _openssl(
+        folder,
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN=tensorserve test {name}",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    )
 
 
 def _leaf(folder: Path, name: str, ca: str, usage: str, san: str) -> None:
-    _openssl(folder, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-             "-nodes", "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN={name}")
+    _openssl(
+        folder,
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        f"/CN={name}",
+    )
     (folder / f"{name}.ext").write_text(
         f"basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n"
         f"extendedKeyUsage={usage}\nsubjectAltName={san}\n"
-        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n")
-    _openssl(folder, "x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem",
-             "-CAkey", f"{ca}.key", "-CAcreateserial", "-out", f"{name}.pem", "-days", "2",
-             "-extfile", f"{name}.ext")
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid,issuer\n"
+    )
+    _openssl(
+        folder,
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        f"{ca}.pem",
+        "-CAkey",
+        f"{ca}.key",
+        "-CAcreateserial",
+        "-out",
+        f"{name}.pem",
+        "-days",
+        "2",
+        "-extfile",
+        f"{name}.ext",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,8 +123,11 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 def ssl_config(pki: Pki, client_verify: bool) -> str:
     """An SSLConfig text proto; the fields hold PEM contents (JSON escapes are valid here)."""
-    fields = {"server_key": pki.pem("server.key"), "server_cert": pki.pem("server.pem"),
-              "custom_ca": pki.pem("ca.pem")}
+    fields = {
+        "server_key": pki.pem("server.key"),
+        "server_cert": pki.pem("server.pem"),
+        "custom_ca": pki.pem("ca.pem"),
+    }
     lines = [f"{key}: {json.dumps(value.decode())}" for key, value in fields.items()]
     lines.append(f"client_verify: {str(client_verify).lower()}")
     return "\n".join(lines) + "\n"
@@ -100,16 +149,22 @@ def https_ready(context: ssl.SSLContext) -> Callable[[Server], bool]:
     return ready
 
 
-def start_tls_server(pki: Pki, models_dir: Path, client_verify: bool,
-                     context: ssl.SSLContext) -> Server:
+def start_tls_server(
+    pki: Pki, models_dir: Path, client_verify: bool, context: ssl.SSLContext
+) -> Server:
     folder = pki.folder / ("mtls" if client_verify else "tls")
     folder.mkdir()
     (folder / "ssl.config").write_text(ssl_config(pki, client_verify))
     (folder / "models.config").write_text(
-        model_config([("half_plus_two", str(models_dir / "half_plus_two"), "")]))
-    return start_server([f"--model_config_file={folder / 'models.config'}",
-                         f"--ssl_config_file={folder / 'ssl.config'}"],
-                        ready=https_ready(context))
+        model_config([("half_plus_two", str(models_dir / "half_plus_two"), "")])
+    )
+    return start_server(
+        [
+            f"--model_config_file={folder / 'models.config'}",
+            f"--ssl_config_file={folder / 'ssl.config'}",
+        ],
+        ready=https_ready(context),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +202,11 @@ def predict_fails(channel: grpc.Channel) -> grpc.StatusCode:
 def credentials(pki: Pki, client: str | None = None) -> grpc.ChannelCredentials:
     if client is None:
         return grpc.ssl_channel_credentials(root_certificates=pki.pem("ca.pem"))
-    return grpc.ssl_channel_credentials(root_certificates=pki.pem("ca.pem"),
-                                        private_key=pki.pem(f"{client}.key"),
-                                        certificate_chain=pki.pem(f"{client}.pem"))
+    return grpc.ssl_channel_credentials(
+        root_certificates=pki.pem("ca.pem"),
+        private_key=pki.pem(f"{client}.key"),
+        certificate_chain=pki.pem(f"{client}.pem"),
+    )
 
 
 EXPECTED_Y = 0.5 * 4.0 + 3.0  # half_plus_two version 2 (the latest)
@@ -178,7 +235,8 @@ def test_tls_rest_over_https(pki: Pki, tls_server: Server) -> None:
     with httpx.Client(verify=client_context(pki), timeout=TIMEOUT) as client:
         response = client.post(
             f"https://127.0.0.1:{tls_server.rest_port}/v1/models/half_plus_two:predict",
-            json={"instances": [4.0]})
+            json={"instances": [4.0]},
+        )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": [EXPECTED_Y]}
 
@@ -198,7 +256,9 @@ def test_mtls_grpc_with_client_certificate(pki: Pki, mtls_server: Server) -> Non
 
 @pytest.mark.parametrize("client", [None, "rogue_client"], ids=["no-cert", "untrusted-cert"])
 def test_mtls_grpc_without_valid_client_certificate_fails(
-    pki: Pki, mtls_server: Server, client: str | None,
+    pki: Pki,
+    mtls_server: Server,
+    client: str | None,
 ) -> None:
     with grpc.secure_channel(mtls_server.grpc_target, credentials(pki, client)) as channel:
         assert predict_fails(channel) == grpc.StatusCode.UNAVAILABLE
@@ -213,8 +273,12 @@ def test_mtls_rest_with_client_certificate(pki: Pki, mtls_server: Server) -> Non
 
 @pytest.mark.parametrize("client", [None, "rogue_client"], ids=["no-cert", "untrusted-cert"])
 def test_mtls_rest_without_valid_client_certificate_fails(
-    pki: Pki, mtls_server: Server, client: str | None,
+    pki: Pki,
+    mtls_server: Server,
+    client: str | None,
 ) -> None:
-    with (httpx.Client(verify=client_context(pki, client), timeout=TIMEOUT) as http,
-          pytest.raises(httpx.TransportError)):
+    with (
+        httpx.Client(verify=client_context(pki, client), timeout=TIMEOUT) as http,
+        pytest.raises(httpx.TransportError),
+    ):
         http.get(f"https://127.0.0.1:{mtls_server.rest_port}/v1/models/half_plus_two")

@@ -149,12 +149,15 @@ class Hammer:
         return sum(len(r) for r in self.results)
 
     def seen(self, math: list[float]) -> int:
-        return sum(1 for thread in self.results for code, body in list(thread)
-                   if code == 200 and body == math)
+        return sum(
+            1
+            for thread in self.results
+            for code, body in list(thread)
+            if code == 200 and body == math
+        )
 
     def assert_no_failures(self) -> None:
-        failures = [(code, body) for thread in self.results for code, body in thread
-                    if code != 200]
+        failures = [(code, body) for thread in self.results for code, body in thread if code != 200]
         assert failures == [], f"{len(failures)} failed requests, e.g. {failures[:3]}"
         assert self.count() > 0
 
@@ -195,18 +198,25 @@ def versions(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         copy_version(models_dir / "half_plus_two" / str(version), spec, version)
     ghost = root / "ghost"
     config = root / "models.config"
-    config.write_text(model_config([
-        ("hp2", str(hp2), ""),
-        ("strings", str(models_dir / "strings"), ""),
-        ("ghost", str(ghost), ""),
-        ("two", str(two), "model_version_policy { latest { num_versions: 2 } }"),
-        ("spec", str(spec), "model_version_policy { specific { versions: 1 } }"),
-    ]))
-    server = start_server([
-        f"--model_config_file={config}",
-        "--file_system_poll_wait_seconds=1",
-        "--max_num_load_retries=0",
-    ], grpc_port=False)
+    config.write_text(
+        model_config(
+            [
+                ("hp2", str(hp2), ""),
+                ("strings", str(models_dir / "strings"), ""),
+                ("ghost", str(ghost), ""),
+                ("two", str(two), "model_version_policy { latest { num_versions: 2 } }"),
+                ("spec", str(spec), "model_version_policy { specific { versions: 1 } }"),
+            ]
+        )
+    )
+    server = start_server(
+        [
+            f"--model_config_file={config}",
+            "--file_system_poll_wait_seconds=1",
+            "--max_num_load_retries=0",
+        ],
+        grpc_port=False,
+    )
     with httpx.Client(base_url=server.rest, timeout=30) as client:
         yield Versions(server, client, models_dir, hp2, two, ghost)
     server.stop()
@@ -217,7 +227,8 @@ def assert_strings_serves(client: httpx.Client) -> None:
     assert response.status_code == 200, response.text
     reversed_b64 = base64.b64encode(b"ba").decode()  # outputs named *_bytes come as b64
     assert response.json()["predictions"] == [
-        {"upper": "AB", "length": 2, "raw_bytes": {"b64": reversed_b64}}]
+        {"upper": "AB", "length": 2, "raw_bytes": {"b64": reversed_b64}}
+    ]
 
 
 def test_initial_state(versions: Versions) -> None:
@@ -245,9 +256,10 @@ def test_swap_under_load_has_no_failed_requests(versions: Versions) -> None:
     order = ["-", "START", "LOADING", "AVAILABLE"]
     seen = [order.index(s) for s in observed]
     assert seen == sorted(seen) and seen[-1] == order.index("AVAILABLE"), observed
-    wait_for(lambda: statuses(client, "hp2") == {2: ("AVAILABLE", "OK", ""),
-                                                  1: ("END", "OK", "")},
-             "version 1 to end after the swap")
+    wait_for(
+        lambda: statuses(client, "hp2") == {2: ("AVAILABLE", "OK", ""), 1: ("END", "OK", "")},
+        "version 1 to end after the swap",
+    )
     assert predictions(client, "hp2") == V2_MATH
     missing = predict(client, "hp2", "/versions/1")
     assert missing.status_code == 404
@@ -258,14 +270,17 @@ def test_slowly_copied_version_is_not_loaded_half_written(versions: Versions) ->
     client = versions.http
     with Hammer(versions.server.rest, "hp2", threads=2) as hammer:
         # Version 3 is a copy of version 1 (b=2): its answers tell it apart from version 2.
-        copy_version_slowly(versions.models / "half_plus_two" / "1", versions.hp2, 3,
-                            pause_s=1.3)
+        copy_version_slowly(versions.models / "half_plus_two" / "1", versions.hp2, 3, pause_s=1.3)
         wait_for(lambda: hammer.seen(V1_MATH) >= 20, "version 3 to answer")
     hammer.assert_clean_switch(V2_MATH, V1_MATH)
-    wait_for(lambda: states(client, "hp2") == {3: "AVAILABLE", 2: "END", 1: "END"},
-             "version 2 to end")
-    assert statuses(client, "hp2") == {3: ("AVAILABLE", "OK", ""), 2: ("END", "OK", ""),
-                                       1: ("END", "OK", "")}
+    wait_for(
+        lambda: states(client, "hp2") == {3: "AVAILABLE", 2: "END", 1: "END"}, "version 2 to end"
+    )
+    assert statuses(client, "hp2") == {
+        3: ("AVAILABLE", "OK", ""),
+        2: ("END", "OK", ""),
+        1: ("END", "OK", ""),
+    }
     logs = versions.server.logs()
     assert "model=hp2 version=3 state=AVAILABLE" in logs
     assert "model=hp2 version=3 state=END" not in logs  # it never failed on the way
@@ -278,8 +293,10 @@ def test_broken_version_never_displaces_the_served_one(versions: Versions) -> No
         wait_for(lambda: states(client, "hp2").get(4) == "END", "broken version 4 to end")
         # Keep serving through a few more polls after the failure.
         later, until = hammer.count() + 40, time.monotonic() + 2.5
-        wait_for(lambda: hammer.count() >= later and time.monotonic() >= until,
-                 "requests after the failure")
+        wait_for(
+            lambda: hammer.count() >= later and time.monotonic() >= until,
+            "requests after the failure",
+        )
     hammer.assert_only(V1_MATH)
     found = statuses(client, "hp2")
     assert found is not None
@@ -303,8 +320,10 @@ def test_deleting_the_newest_folders_rolls_back_to_an_older_version(versions: Ve
         # latest{1} now aspires version 2 again, which was unloaded earlier: it loads anew.
         wait_for(lambda: hammer.seen(V2_MATH) >= 20, "version 2 to answer again")
     hammer.assert_clean_switch(V1_MATH, V2_MATH)
-    wait_for(lambda: states(client, "hp2") == {4: "END", 3: "END", 2: "AVAILABLE", 1: "END"},
-             "version 3 to unload")
+    wait_for(
+        lambda: states(client, "hp2") == {4: "END", 3: "END", 2: "AVAILABLE", 1: "END"},
+        "version 3 to unload",
+    )
     found = statuses(client, "hp2")
     assert found is not None
     assert found[4][1] != "OK"  # the failed version keeps its error
@@ -322,7 +341,8 @@ def test_missing_base_path_does_not_affect_the_other_models(versions: Versions) 
     assert_strings_serves(client)
     assert predictions(client, "hp2") == V2_MATH
     assert f"Could not find base path {versions.ghost} for servable ghost" in (
-        versions.server.logs())
+        versions.server.logs()
+    )
     # The base path shows up later: the next polls pick it up.
     copy_version(versions.models / "half_plus_two" / "2", versions.ghost, 5)
     wait_for(lambda: states(client, "ghost") == {5: "AVAILABLE"}, "ghost version 5")
@@ -335,8 +355,10 @@ def test_latest_two_versions(versions: Versions) -> None:
     assert predictions(client, "two") == V2_MATH
     assert predictions(client, "two", "/versions/1") == V1_MATH
     copy_version(versions.models / "half_plus_two" / "1", versions.two, 3)
-    wait_for(lambda: states(client, "two") == {3: "AVAILABLE", 2: "AVAILABLE", 1: "END"},
-             "latest 2 to become versions 3 and 2")
+    wait_for(
+        lambda: states(client, "two") == {3: "AVAILABLE", 2: "AVAILABLE", 1: "END"},
+        "latest 2 to become versions 3 and 2",
+    )
     assert predictions(client, "two") == V1_MATH
     assert predictions(client, "two", "/versions/2") == V2_MATH
     assert predict(client, "two", "/versions/1").status_code == 404
@@ -377,20 +399,22 @@ class Reloading:
 
 
 @pytest.fixture(scope="module")
-def reloading(models_dir: Path, tmp_path_factory: pytest.TempPathFactory
-              ) -> Iterator[Reloading]:
+def reloading(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reloading]:
     root = tmp_path_factory.mktemp("reloading")
     (root / "alpha").mkdir()  # no version yet
     config = root / "models.config"
     config.write_text(model_config([("alpha", str(root / "alpha"), "")]))
-    server = start_server([
-        f"--model_config_file={config}",
-        "--model_config_file_poll_wait_seconds=1",
-        "--file_system_poll_wait_seconds=1",
-        "--max_num_load_retries=2",
-        "--load_retry_interval_micros=300000",
-        "--wait_for_initial_models=false",
-    ], grpc_port=False)
+    server = start_server(
+        [
+            f"--model_config_file={config}",
+            "--model_config_file_poll_wait_seconds=1",
+            "--file_system_poll_wait_seconds=1",
+            "--max_num_load_retries=2",
+            "--load_retry_interval_micros=300000",
+            "--wait_for_initial_models=false",
+        ],
+        grpc_port=False,
+    )
     with httpx.Client(base_url=server.rest, timeout=30) as client:
         yield Reloading(server, client, models_dir, root, config)
     server.stop()
@@ -401,8 +425,7 @@ def alpha(r: Reloading) -> tuple[str, str, str]:
 
 
 def beta(r: Reloading, extra: str = "") -> tuple[str, str, str]:
-    return ("beta", str(r.models / "half_plus_two"),
-            "model_version_policy { all { } } " + extra)
+    return ("beta", str(r.models / "half_plus_two"), "model_version_policy { all { } } " + extra)
 
 
 def test_ready_flips_when_the_model_loads(reloading: Reloading) -> None:
@@ -416,8 +439,9 @@ def test_ready_flips_when_the_model_loads(reloading: Reloading) -> None:
 def test_config_adds_a_model(reloading: Reloading) -> None:
     assert reloading.http.get("/v1/models/beta").status_code == 404
     reloading.write_config(alpha(reloading), beta(reloading))
-    wait_for(lambda: states(reloading.http, "beta") == {2: "AVAILABLE", 1: "AVAILABLE"},
-             "beta to load")
+    wait_for(
+        lambda: states(reloading.http, "beta") == {2: "AVAILABLE", 1: "AVAILABLE"}, "beta to load"
+    )
     assert predictions(reloading.http, "beta") == V2_MATH
     assert predictions(reloading.http, "beta", "/versions/1") == V1_MATH
     assert reloading.ready() == 200
@@ -434,10 +458,13 @@ def test_config_changes_labels(reloading: Reloading) -> None:
     assert predictions(reloading.http, "beta", "/labels/stable") == V1_MATH
     assert predictions(reloading.http, "beta", "/labels/canary") == V2_MATH
     # Move stable to version 2 and drop canary.
-    reloading.write_config(alpha(reloading),
-                           beta(reloading, 'version_labels { key: "stable" value: 2 }'))
-    wait_for(lambda: predict(reloading.http, "beta", "/labels/canary").status_code == 400,
-             "canary to be dropped")
+    reloading.write_config(
+        alpha(reloading), beta(reloading, 'version_labels { key: "stable" value: 2 }')
+    )
+    wait_for(
+        lambda: predict(reloading.http, "beta", "/labels/canary").status_code == 400,
+        "canary to be dropped",
+    )
     response = predict(reloading.http, "beta", "/labels/canary")
     assert response.json() == {"error": "Unrecognized servable version label: canary"}
     assert predictions(reloading.http, "beta", "/labels/stable") == V2_MATH
@@ -447,34 +474,46 @@ def test_label_to_an_unavailable_version_is_refused_and_the_old_labels_kept(
     reloading: Reloading,
 ) -> None:
     before = reloading.log_count("Model config reload finished with errors")
-    reloading.write_config(alpha(reloading),
-                           beta(reloading, 'version_labels { key: "stable" value: 9 }'))
-    wait_for(lambda: reloading.log_count("Model config reload finished with errors") > before,
-             "the refused reload to be logged")
-    assert ("Request to assign label to version 9 of model beta, which is not currently available"
-            " for inference") in reloading.server.logs()
+    reloading.write_config(
+        alpha(reloading), beta(reloading, 'version_labels { key: "stable" value: 9 }')
+    )
+    wait_for(
+        lambda: reloading.log_count("Model config reload finished with errors") > before,
+        "the refused reload to be logged",
+    )
+    assert (
+        "Request to assign label to version 9 of model beta, which is not currently available"
+        " for inference"
+    ) in reloading.server.logs()
     assert predictions(reloading.http, "beta", "/labels/stable") == V2_MATH
 
 
-@pytest.mark.parametrize("bad", [
-    "model_config_list { config { name: 'alpha' ",  # not a text proto
-    'model_config_list { config { name: "alpha" base_path: "relative" '
-    'model_platform: "tensorflow" } }',  # invalid
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "model_config_list { config { name: 'alpha' ",  # not a text proto
+        'model_config_list { config { name: "alpha" base_path: "relative" '
+        'model_platform: "tensorflow" } }',  # invalid
+    ],
+)
 def test_bad_edit_keeps_the_previous_config(reloading: Reloading, bad: str) -> None:
     before = reloading.log_count("Ignoring the new model config (keeping the previous one)")
     staging = reloading.config.with_suffix(".tmp")
     staging.write_text(bad)
     os.replace(staging, reloading.config)
-    wait_for(lambda: reloading.log_count(
-        "Ignoring the new model config (keeping the previous one)") > before,
-        "the bad edit to be logged")
+    wait_for(
+        lambda: (
+            reloading.log_count("Ignoring the new model config (keeping the previous one)") > before
+        ),
+        "the bad edit to be logged",
+    )
     assert predictions(reloading.http, "alpha") == V1_MATH
     assert predictions(reloading.http, "beta") == V2_MATH
     assert reloading.ready() == 200
     # Restoring the file to the config in force changes nothing.
-    reloading.write_config(alpha(reloading),
-                           beta(reloading, 'version_labels { key: "stable" value: 2 }'))
+    reloading.write_config(
+        alpha(reloading), beta(reloading, 'version_labels { key: "stable" value: 2 }')
+    )
 
 
 def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloading) -> None:
@@ -490,8 +529,10 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
     logs = reloading.server.logs()
     assert logs.count("Loading servable model=gamma version=1 path=") == 3
     for attempt in (1, 2):
-        assert (f"Loading failed; will retry model=gamma version=1 attempt={attempt} "
-                "attempts=3 retry_in_s=0.3") in logs
+        assert (
+            f"Loading failed; will retry model=gamma version=1 attempt={attempt} "
+            "attempts=3 retry_in_s=0.3"
+        ) in logs
     assert reloading.ready() == 503
     assert reloading.http.get("/v2/models/gamma/ready").status_code == 503
     assert reloading.http.get("/v2/models/alpha/ready").status_code == 200
@@ -502,11 +543,16 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
 
 
 def test_config_changes_a_version_policy(reloading: Reloading) -> None:
-    specific = ("beta", str(reloading.models / "half_plus_two"),
-                "model_version_policy { specific { versions: 1 } }")
+    specific = (
+        "beta",
+        str(reloading.models / "half_plus_two"),
+        "model_version_policy { specific { versions: 1 } }",
+    )
     reloading.write_config(alpha(reloading), specific)
-    wait_for(lambda: states(reloading.http, "beta") == {2: "END", 1: "AVAILABLE"},
-             "beta version 2 to unload")
+    wait_for(
+        lambda: states(reloading.http, "beta") == {2: "END", 1: "AVAILABLE"},
+        "beta version 2 to unload",
+    )
     assert predictions(reloading.http, "beta") == V1_MATH
     # The new config has no labels: the old ones are gone.
     response = predict(reloading.http, "beta", "/labels/stable")

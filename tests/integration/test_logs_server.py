@@ -52,16 +52,19 @@ def srv(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     warmup.parent.mkdir()
     warmup.write_bytes(b"\x00" * 7 + b"definitely not a TFRecord file")
     config = root / "models.config"
-    config.write_text(model_config([("hp2", str(root / "hp2"), ""),
-                                    ("broken", str(models_dir / "broken"), "")]))
-    server = start_server([
-        f"--model_config_file={config}",
-        "--log_format=json",
-        "--access_log=true",
-        "--enable_model_warmup=false",
-        "--max_num_load_retries=0",
-        "--file_system_poll_wait_seconds=1",
-    ])
+    config.write_text(
+        model_config([("hp2", str(root / "hp2"), ""), ("broken", str(models_dir / "broken"), "")])
+    )
+    server = start_server(
+        [
+            f"--model_config_file={config}",
+            "--log_format=json",
+            "--access_log=true",
+            "--enable_model_warmup=false",
+            "--max_num_load_retries=0",
+            "--file_system_poll_wait_seconds=1",
+        ]
+    )
     try:
         yield LogServer(server, root)
     finally:
@@ -87,8 +90,9 @@ def json_lines(server: Server) -> list[Line]:
     return parsed
 
 
-def wait_lines(server: Server, done: Callable[[list[Line]], bool],
-               timeout: float = 30) -> list[Line]:
+def wait_lines(
+    server: Server, done: Callable[[list[Line]], bool], timeout: float = 30
+) -> list[Line]:
     deadline = time.monotonic() + timeout
     lines = json_lines(server)
     while not done(lines) and time.monotonic() < deadline:
@@ -99,9 +103,12 @@ def wait_lines(server: Server, done: Callable[[list[Line]], bool],
 
 
 def states(lines: list[Line], model: str, version: int) -> list[str]:
-    return [line["state"] for line in lines
-            if line["msg"] == "servable state changed"
-            and (line["model"], line["version"]) == (model, version)]
+    return [
+        line["state"]
+        for line in lines
+        if line["msg"] == "servable state changed"
+        and (line["model"], line["version"]) == (model, version)
+    ]
 
 
 def hp2_status(srv: LogServer) -> dict[str, str]:
@@ -115,8 +122,9 @@ def hp2_status(srv: LogServer) -> dict[str, str]:
 
 def test_warmup_disabled_skips_a_broken_warmup_file(srv: LogServer) -> None:
     assert hp2_status(srv) == {"1": "AVAILABLE"}
-    response = httpx.post(f"{srv.server.rest}/v1/models/hp2:predict",
-                          json={"instances": [2.0, 6.0]}, timeout=TIMEOUT)
+    response = httpx.post(
+        f"{srv.server.rest}/v1/models/hp2:predict", json={"instances": [2.0, 6.0]}, timeout=TIMEOUT
+    )
     assert response.json() == {"predictions": [3.0, 5.0]}
     assert "warmup" not in srv.server.logs().lower()
 
@@ -125,8 +133,13 @@ def test_start_up_lines_are_json_with_lifecycle_fields(srv: LogServer) -> None:
     lines = json_lines(srv.server)
     assert states(lines, "hp2", 1) == ["START", "LOADING", "AVAILABLE"]
     assert states(lines, "broken", 1)[-1] == "END"
-    [failed] = [line for line in lines if line["msg"] == "servable state changed"
-                and line["model"] == "broken" and line["state"] == "END"]
+    [failed] = [
+        line
+        for line in lines
+        if line["msg"] == "servable state changed"
+        and line["model"] == "broken"
+        and line["state"] == "END"
+    ]
     assert failed["level"] == "ERROR"
     assert isinstance(failed["version"], int)
     assert failed["error"]  # the load error's message
@@ -137,8 +150,11 @@ def test_start_up_lines_are_json_with_lifecycle_fields(srv: LogServer) -> None:
 
 def test_every_lifecycle_line_has_model_and_version_fields(srv: LogServer) -> None:
     lines = json_lines(srv.server)
-    lifecycle = [line for line in lines if re.search(
-        r"servable|[Ll]oading|[Uu]nload|failed for good", line["msg"])]
+    lifecycle = [
+        line
+        for line in lines
+        if re.search(r"servable|[Ll]oading|[Uu]nload|failed for good", line["msg"])
+    ]
     assert len(lifecycle) >= 6
     for line in lifecycle:
         assert "model" in line and "version" in line, line
@@ -153,17 +169,44 @@ def test_access_log_has_one_line_per_rest_request(srv: LogServer) -> None:
     earlier = len(access(json_lines(srv.server)))  # readiness probes, earlier tests
     with httpx.Client(base_url=rest, timeout=TIMEOUT) as http:
         expected = [
-            ("POST", "/v1/models/hp2:predict", 200, "hp2", http.post(
-                "/v1/models/hp2:predict", json={"instances": [1.0]}).status_code),
-            ("POST", "/v1/models/hp2/versions/1:predict", 200, "hp2", http.post(
-                "/v1/models/hp2/versions/1:predict", json={"instances": [1.0]}).status_code),
-            ("POST", "/v1/models/access_nope:predict", 404, "access_nope", http.post(
-                "/v1/models/access_nope:predict", json={"instances": [1.0]}).status_code),
-            ("POST", "/v1/models/hp2:regress", 400, "hp2", http.post(
-                "/v1/models/hp2:regress", content=b"{not json").status_code),
+            (
+                "POST",
+                "/v1/models/hp2:predict",
+                200,
+                "hp2",
+                http.post("/v1/models/hp2:predict", json={"instances": [1.0]}).status_code,
+            ),
+            (
+                "POST",
+                "/v1/models/hp2/versions/1:predict",
+                200,
+                "hp2",
+                http.post(
+                    "/v1/models/hp2/versions/1:predict", json={"instances": [1.0]}
+                ).status_code,
+            ),
+            (
+                "POST",
+                "/v1/models/access_nope:predict",
+                404,
+                "access_nope",
+                http.post("/v1/models/access_nope:predict", json={"instances": [1.0]}).status_code,
+            ),
+            (
+                "POST",
+                "/v1/models/hp2:regress",
+                400,
+                "hp2",
+                http.post("/v1/models/hp2:regress", content=b"{not json").status_code,
+            ),
             ("GET", "/v1/models/hp2", 200, "hp2", http.get("/v1/models/hp2").status_code),
-            ("GET", "/v1/models/hp2/metadata", 200, "hp2",
-             http.get("/v1/models/hp2/metadata").status_code),
+            (
+                "GET",
+                "/v1/models/hp2/metadata",
+                200,
+                "hp2",
+                http.get("/v1/models/hp2/metadata").status_code,
+            ),
         ]
     for method, path, status, _, got in expected:
         assert got == status, (method, path)
@@ -187,22 +230,35 @@ def test_access_log_has_one_line_per_grpc_call(srv: LogServer) -> None:
         request.model_spec.name = "hp2"
         request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray([1.0], np.float32)))
         stub.Predict(request, timeout=TIMEOUT)
-    lines = wait_lines(srv.server, lambda ls: any(
-        ln["logger"] == "tensorserve.access" and ln.get("entrypoint") == "GRPC" for ln in ls),
-        timeout=2)
-    [line] = [ln for ln in lines if ln["logger"] == "tensorserve.access"
-              and ln.get("entrypoint") == "GRPC"]
+    lines = wait_lines(
+        srv.server,
+        lambda ls: any(
+            ln["logger"] == "tensorserve.access" and ln.get("entrypoint") == "GRPC" for ln in ls
+        ),
+        timeout=2,
+    )
+    [line] = [
+        ln
+        for ln in lines
+        if ln["logger"] == "tensorserve.access" and ln.get("entrypoint") == "GRPC"
+    ]
     assert line["model"] == "hp2"
 
 
 def test_a_new_version_load_and_old_version_unload_log_json(
-    srv: LogServer, models_dir: Path,
+    srv: LogServer,
+    models_dir: Path,
 ) -> None:
     staging = srv.root / "staging"
     shutil.copytree(models_dir / "half_plus_two" / "2", staging)
     staging.rename(srv.root / "hp2" / "2")
-    lines = wait_lines(srv.server, lambda ls: states(ls, "hp2", 1)[-1:] == ["END"]
-                       and states(ls, "hp2", 2)[-1:] == ["AVAILABLE"], timeout=60)
+    lines = wait_lines(
+        srv.server,
+        lambda ls: (
+            states(ls, "hp2", 1)[-1:] == ["END"] and states(ls, "hp2", 2)[-1:] == ["AVAILABLE"]
+        ),
+        timeout=60,
+    )
     assert states(lines, "hp2", 2) == ["START", "LOADING", "AVAILABLE"]
     assert states(lines, "hp2", 1) == ["START", "LOADING", "AVAILABLE", "UNLOADING", "END"]
     assert hp2_status(srv) == {"2": "AVAILABLE", "1": "END"}

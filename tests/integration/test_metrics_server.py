@@ -52,8 +52,12 @@ class Page:
         return 0.0
 
     def labels(self, name: str) -> list[dict[str, str]]:
-        return [s.labels for f in text_string_to_metric_families(self.text)
-                for s in f.samples if s.name in (name, name + "_total")]
+        return [
+            s.labels
+            for f in text_string_to_metric_families(self.text)
+            for s in f.samples
+            if s.name in (name, name + "_total")
+        ]
 
     @property
     def lines(self) -> list[str]:
@@ -71,8 +75,11 @@ def stub(channel: grpc.Channel) -> prediction_service_pb2_grpc.PredictionService
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
-def grpc_predict(stub: prediction_service_pb2_grpc.PredictionServiceStub, model: str,
-                 inputs: dict[str, np.ndarray]) -> grpc.StatusCode:
+def grpc_predict(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    model: str,
+    inputs: dict[str, np.ndarray],
+) -> grpc.StatusCode:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     for key, value in inputs.items():
@@ -85,8 +92,7 @@ def grpc_predict(stub: prediction_service_pb2_grpc.PredictionServiceStub, model:
     return grpc.StatusCode.OK
 
 
-def grpc_classify(stub: prediction_service_pb2_grpc.PredictionServiceStub,
-                  xs: list[float]) -> None:
+def grpc_classify(stub: prediction_service_pb2_grpc.PredictionServiceStub, xs: list[float]) -> None:
     request = classification_pb2.ClassificationRequest()
     request.model_spec.name = HP2
     request.model_spec.signature_name = "classify_x_to_y"
@@ -95,8 +101,7 @@ def grpc_classify(stub: prediction_service_pb2_grpc.PredictionServiceStub,
     stub.Classify(request, timeout=TIMEOUT)
 
 
-def grpc_regress(stub: prediction_service_pb2_grpc.PredictionServiceStub,
-                 xs: list[float]) -> None:
+def grpc_regress(stub: prediction_service_pb2_grpc.PredictionServiceStub, xs: list[float]) -> None:
     request = regression_pb2.RegressionRequest()
     request.model_spec.name = HP2
     request.model_spec.signature_name = "regress_x_to_y"
@@ -106,8 +111,10 @@ def grpc_regress(stub: prediction_service_pb2_grpc.PredictionServiceStub,
 
 
 def rest_classify(http: httpx.Client, xs: list[float]) -> None:
-    response = http.post(f"/v1/models/{HP2}:classify", json={
-        "signature_name": "classify_x_to_y", "examples": [{"x": x} for x in xs]})
+    response = http.post(
+        f"/v1/models/{HP2}:classify",
+        json={"signature_name": "classify_x_to_y", "examples": [{"x": x} for x in xs]},
+    )
     assert response.status_code == 200, response.text
 
 
@@ -132,13 +139,26 @@ def test_scrape_is_prometheus_text_with_tf_serving_names(http: httpx.Client) -> 
     assert f"# TYPE {SERVING}request_latency histogram" in lines
     # TF Serving's block: no HELP lines, no _total suffix, no _created series.
     assert not [line for line in lines if line.startswith("# HELP :tensorflow")]
-    assert not [line for line in lines if line.startswith(":") and (
-        "_total{" in line.split(" ")[0].replace("example_count_total", "")
-        or "_created" in line)]
+    assert not [
+        line
+        for line in lines
+        if line.startswith(":")
+        and (
+            "_total{" in line.split(" ")[0].replace("example_count_total", "") or "_created" in line
+        )
+    ]
 
 
-@pytest.mark.parametrize("path", [METRICS + "x", METRICS + "/", "/monitoring/prometheus",
-                                  "/monitoring/prometheus/METRICS", "/metrics"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        METRICS + "x",
+        METRICS + "/",
+        "/monitoring/prometheus",
+        "/monitoring/prometheus/METRICS",
+        "/metrics",
+    ],
+)
 def test_unknown_monitoring_path_is_404(http: httpx.Client, path: str) -> None:
     response = http.get(path)
     assert response.status_code == 404
@@ -149,29 +169,37 @@ def test_unknown_monitoring_path_is_404(http: httpx.Client, path: str) -> None:
 
 
 def test_request_count_moves_for_ok_and_for_errors(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(http)
     assert http.post(f"/v1/models/{HP2}:predict", json={"instances": [1.0]}).status_code == 200
-    assert http.post(f"/v1/models/{HP2}/versions/1:predict",
-                     json={"instances": [2.0]}).status_code == 200
+    assert (
+        http.post(f"/v1/models/{HP2}/versions/1:predict", json={"instances": [2.0]}).status_code
+        == 200
+    )
     assert grpc_predict(stub, HP2, x(3.0)) == grpc.StatusCode.OK
     # NOT_FOUND: unknown model (REST and gRPC) and unknown version.
-    assert http.post("/v1/models/metrics_nope:predict",
-                     json={"instances": [1.0]}).status_code == 404
+    assert (
+        http.post("/v1/models/metrics_nope:predict", json={"instances": [1.0]}).status_code == 404
+    )
     assert grpc_predict(stub, "metrics_nope", x(1.0)) == grpc.StatusCode.NOT_FOUND
-    assert http.post(f"/v1/models/{HP2}/versions/9:predict",
-                     json={"instances": [1.0]}).status_code == 404
+    assert (
+        http.post(f"/v1/models/{HP2}/versions/9:predict", json={"instances": [1.0]}).status_code
+        == 404
+    )
     # INVALID_ARGUMENT: a string for a float input (REST), an unknown input (gRPC).
     assert http.post(f"/v1/models/{HP2}:predict", json={"instances": ["a"]}).status_code == 400
     assert grpc_predict(stub, HP2, {"nope": np.ones(1, np.float32)}) == (
-        grpc.StatusCode.INVALID_ARGUMENT)
+        grpc.StatusCode.INVALID_ARGUMENT
+    )
     after = scrape(http)
 
     def delta(model: str, status: str) -> float:
         name = SERVING + "request_count"
-        return (after.value(name, model_name=model, status=status)
-                - before.value(name, model_name=model, status=status))
+        return after.value(name, model_name=model, status=status) - before.value(
+            name, model_name=model, status=status
+        )
 
     assert delta(HP2, "OK") == 3
     assert delta(HP2, "NOT_FOUND") == 1
@@ -184,14 +212,17 @@ def test_request_count_moves_for_ok_and_for_errors(
 
 
 def test_request_latency_has_entrypoint_and_api_labels(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(http)
     for _ in range(2):
         assert http.post(f"/v1/models/{HP2}:predict", json={"instances": [1.0]}).status_code == 200
     rest_classify(http, [1.0])
-    response = http.post(f"/v1/models/{HP2}:regress",
-                         json={"signature_name": "regress_x_to_y", "examples": [{"x": 1.0}]})
+    response = http.post(
+        f"/v1/models/{HP2}:regress",
+        json={"signature_name": "regress_x_to_y", "examples": [{"x": 1.0}]},
+    )
     assert response.status_code == 200
     assert grpc_predict(stub, HP2, x(1.0)) == grpc.StatusCode.OK
     grpc_classify(stub, [1.0])
@@ -199,8 +230,14 @@ def test_request_latency_has_entrypoint_and_api_labels(
     assert grpc_predict(stub, HP2, {"nope": np.ones(1, np.float32)}) != grpc.StatusCode.OK
     after = scrape(http)
     name = SERVING + "request_latency_count"
-    expected = {("predict", "REST"): 2, ("classify", "REST"): 1, ("regress", "REST"): 1,
-                ("Predict", "GRPC"): 1, ("Classify", "GRPC"): 1, ("Regress", "GRPC"): 1}
+    expected = {
+        ("predict", "REST"): 2,
+        ("classify", "REST"): 1,
+        ("regress", "REST"): 1,
+        ("Predict", "GRPC"): 1,
+        ("Classify", "GRPC"): 1,
+        ("Regress", "GRPC"): 1,
+    }
     for (api, entrypoint), count in expected.items():
         labels = {"model_name": HP2, "API": api, "entrypoint": entrypoint}
         assert after.value(name, **labels) - before.value(name, **labels) == count, labels
@@ -216,7 +253,8 @@ def test_request_latency_has_entrypoint_and_api_labels(
 
 
 def test_runtime_latency_counts_each_model_run(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     labels = {"model_name": HP2, "API": "Predict", "runtime": "TF1"}
     name = SERVING + "runtime_latency_count"
@@ -227,11 +265,13 @@ def test_runtime_latency_counts_each_model_run(
     after = scrape(http)
     assert after.value(name, **labels) - before.value(name, **labels) == 2
     assert after.value(SERVING + "runtime_latency_sum", **labels) > before.value(
-        SERVING + "runtime_latency_sum", **labels)
+        SERVING + "runtime_latency_sum", **labels
+    )
 
 
 def test_runtime_latency_api_label_follows_the_call(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     name = SERVING + "runtime_latency_count"
     before = scrape(http)
@@ -245,7 +285,8 @@ def test_runtime_latency_api_label_follows_the_call(
 
 
 def test_example_counts_after_classify_and_regress(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(http)
     rest_classify(http, [1.0, 2.0, 3.0])
@@ -265,10 +306,15 @@ def test_example_counts_after_classify_and_regress(
     for le, count in (("1", 0), ("2", 1), ("4", 3)):
         labels = {"model": HP2, "le": le}
         assert after.value(bucket, **labels) - before.value(bucket, **labels) == count, le
-    total = [line for line in after.lines
-             if line.startswith(f'{SERVING}request_example_count_total{{model="{HP2}"}} ')]
-    assert total == [f'{SERVING}request_example_count_total{{model="{HP2}"}} '
-                     f'{int(after.value(SERVING + "request_example_count_total", model=HP2))}']
+    total = [
+        line
+        for line in after.lines
+        if line.startswith(f'{SERVING}request_example_count_total{{model="{HP2}"}} ')
+    ]
+    assert total == [
+        f'{SERVING}request_example_count_total{{model="{HP2}"}} '
+        f"{int(after.value(SERVING + 'request_example_count_total', model=HP2))}"
+    ]
 
 
 # ---- lifecycle metrics ---------------------------------------------------------------------
@@ -284,19 +330,28 @@ def test_load_attempts_and_model_states(http: httpx.Client, models_dir: Path) ->
         assert page.value(name, model_path=path, status="fail") == 0, path
         assert page.value(":tensorflow:cc:saved_model:load_latency", model_path=path) > 0
         assert (f'{name}{{model_path="{path}",status="success"}} 1') in page.lines
-        states = [lbl["state"] for lbl in page.labels("tensorserve_model_state")
-                  if (lbl["model_name"], lbl["version"]) == (model, str(version))]
+        states = [
+            lbl["state"]
+            for lbl in page.labels("tensorserve_model_state")
+            if (lbl["model_name"], lbl["version"]) == (model, str(version))
+        ]
         assert states == ["AVAILABLE"], (model, version, states)
-        assert page.value("tensorserve_model_state", model_name=model, version=str(version),
-                          state="AVAILABLE") == 1
+        assert (
+            page.value(
+                "tensorserve_model_state", model_name=model, version=str(version), state="AVAILABLE"
+            )
+            == 1
+        )
 
 
 def test_in_flight_gauge_is_back_to_zero_after_traffic(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     assert http.post(f"/v1/models/{HP2}:predict", json={"instances": [1.0]}).status_code == 200
     assert grpc_predict(stub, "mlp", {"input_example": np.zeros((1, 784), np.float32)}) == (
-        grpc.StatusCode.OK)
+        grpc.StatusCode.OK
+    )
     page = scrape(http)
     samples = {lbl["model_name"] for lbl in page.labels("tensorserve_requests_in_flight")}
     assert {HP2, "mlp"} <= samples
@@ -305,19 +360,32 @@ def test_in_flight_gauge_is_back_to_zero_after_traffic(
 
 
 def test_tensorserve_latency_has_version_and_signature(
-    http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub,
+    http: httpx.Client,
+    stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(http)
-    assert http.post(f"/v1/models/{HP2}/versions/1:predict",
-                     json={"instances": [1.0]}).status_code == 200
+    assert (
+        http.post(f"/v1/models/{HP2}/versions/1:predict", json={"instances": [1.0]}).status_code
+        == 200
+    )
     grpc_classify(stub, [1.0])
     after = scrape(http)
     name = "tensorserve_request_latency_seconds_count"
     for labels in (
-        {"model_name": HP2, "version": "1", "signature": "serving_default", "API": "predict",
-         "entrypoint": "REST"},
-        {"model_name": HP2, "version": "2", "signature": "classify_x_to_y", "API": "Classify",
-         "entrypoint": "GRPC"},
+        {
+            "model_name": HP2,
+            "version": "1",
+            "signature": "serving_default",
+            "API": "predict",
+            "entrypoint": "REST",
+        },
+        {
+            "model_name": HP2,
+            "version": "2",
+            "signature": "classify_x_to_y",
+            "API": "Classify",
+            "entrypoint": "GRPC",
+        },
     ):
         assert after.value(name, **labels) - before.value(name, **labels) == 1, labels
 
@@ -327,18 +395,29 @@ def test_tensorserve_latency_has_version_and_signature(
 
 def test_bad_monitoring_config_stops_start_up(main_config: Path, tmp_path: Path) -> None:
     bad = {
-        "unparsable": 'prometheus_config { enable: yes please }',
+        "unparsable": "prometheus_config { enable: yes please }",
         "relative_path": 'prometheus_config { enable: true path: "metrics" }',
     }
     processes: dict[str, tuple[Path, subprocess.Popen[str]]] = {}
     for name, text in bad.items():  # in parallel: each start imports TensorFlow
         path = tmp_path / f"{name}.config"
         path.write_text(text)
-        args = [sys.executable, "-m", "tensorserve", f"--port={free_port()}",
-                f"--rest_api_port={free_port()}", "--bind_address=127.0.0.1",
-                f"--model_config_file={main_config}", f"--monitoring_config_file={path}"]
-        processes[name] = (path, subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.STDOUT, text=True))
+        args = [
+            sys.executable,
+            "-m",
+            "tensorserve",
+            f"--port={free_port()}",
+            f"--rest_api_port={free_port()}",
+            "--bind_address=127.0.0.1",
+            f"--model_config_file={main_config}",
+            f"--monitoring_config_file={path}",
+        ]
+        processes[name] = (
+            path,
+            subprocess.Popen(
+                args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            ),
+        )
     outputs = {}
     for name, (path, process) in processes.items():
         out, _ = process.communicate(timeout=120)

@@ -36,11 +36,23 @@ TIMEOUT = 20.0
 S = grpc.StatusCode
 # TF Serving's gRPC/absl code -> HTTP status (compat doc §1.3), written out independently.
 HTTP_STATUS: dict[grpc.StatusCode, int] = {
-    S.OK: 200, S.CANCELLED: 499, S.UNKNOWN: 500, S.INVALID_ARGUMENT: 400,
-    S.DEADLINE_EXCEEDED: 504, S.NOT_FOUND: 404, S.ALREADY_EXISTS: 409,
-    S.PERMISSION_DENIED: 403, S.RESOURCE_EXHAUSTED: 429, S.FAILED_PRECONDITION: 400,
-    S.ABORTED: 409, S.OUT_OF_RANGE: 400, S.UNIMPLEMENTED: 501, S.INTERNAL: 500,
-    S.UNAVAILABLE: 503, S.DATA_LOSS: 500, S.UNAUTHENTICATED: 401,
+    S.OK: 200,
+    S.CANCELLED: 499,
+    S.UNKNOWN: 500,
+    S.INVALID_ARGUMENT: 400,
+    S.DEADLINE_EXCEEDED: 504,
+    S.NOT_FOUND: 404,
+    S.ALREADY_EXISTS: 409,
+    S.PERMISSION_DENIED: 403,
+    S.RESOURCE_EXHAUSTED: 429,
+    S.FAILED_PRECONDITION: 400,
+    S.ABORTED: 409,
+    S.OUT_OF_RANGE: 400,
+    S.UNIMPLEMENTED: 501,
+    S.INTERNAL: 500,
+    S.UNAVAILABLE: 503,
+    S.DATA_LOSS: 500,
+    S.UNAUTHENTICATED: 401,
 }
 LONG_NAME = "n" * 3000
 
@@ -59,8 +71,13 @@ class Call:
 # ---- request builders ---------------------------------------------------------------------
 
 
-def spec(target: Any, name: str, version: int | None = None, label: str | None = None,
-         signature: str | None = None) -> None:
+def spec(
+    target: Any,
+    name: str,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+) -> None:
     target.name = name
     if version is not None:
         target.version.value = version
@@ -79,9 +96,15 @@ def url(name: str, version: int | None = None, label: str | None = None) -> str:
     return path
 
 
-def predict(name: str, inputs: dict[str, np.ndarray], *, version: int | None = None,
-            label: str | None = None, signature: str | None = None,
-            rest_body: dict[str, Any] | None = None) -> Call:
+def predict(
+    name: str,
+    inputs: dict[str, np.ndarray],
+    *,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+    rest_body: dict[str, Any] | None = None,
+) -> Call:
     def grpc_request() -> Message:
         request = predict_pb2.PredictRequest()
         spec(request.model_spec, name, version, label, signature)
@@ -89,24 +112,42 @@ def predict(name: str, inputs: dict[str, np.ndarray], *, version: int | None = N
             request.inputs[key].CopyFrom(tf.make_tensor_proto(value))
         return request
 
-    body = rest_body if rest_body is not None else {
-        "inputs": {k: v.tolist() for k, v in inputs.items()}}
+    body = (
+        rest_body
+        if rest_body is not None
+        else {"inputs": {k: v.tolist() for k, v in inputs.items()}}
+    )
     if signature is not None:
         body = {"signature_name": signature, **body}
     return Call("POST", url(name, version, label) + ":predict", body, "Predict", grpc_request)
 
 
-def examples(kind: str, name: str, xs: list[float | None], *, context: float | None = None,
-             version: int | None = None, label: str | None = None,
-             signature: str | None = None) -> Call:
+def examples(
+    kind: str,
+    name: str,
+    xs: list[float | None],
+    *,
+    context: float | None = None,
+    version: int | None = None,
+    label: str | None = None,
+    signature: str | None = None,
+) -> Call:
     def grpc_request() -> Message:
-        request: Any = {"classify": classification_pb2.ClassificationRequest,
-                        "regress": regression_pb2.RegressionRequest}[kind]()
+        request: Any = {
+            "classify": classification_pb2.ClassificationRequest,
+            "regress": regression_pb2.RegressionRequest,
+        }[kind]()
         spec(request.model_spec, name, version, label, signature)
-        items = [tf.train.Example() if x is None else tf.train.Example(
-            features=tf.train.Features(feature={
-                "x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}))
-            for x in xs]
+        items = [
+            tf.train.Example()
+            if x is None
+            else tf.train.Example(
+                features=tf.train.Features(
+                    feature={"x": tf.train.Feature(float_list=tf.train.FloatList(value=[x]))}
+                )
+            )
+            for x in xs
+        ]
         if context is None:
             request.input.example_list.examples.extend(items)
         else:
@@ -120,8 +161,9 @@ def examples(kind: str, name: str, xs: list[float | None], *, context: float | N
         body["context"] = {"x": context}
     if signature is not None:
         body["signature_name"] = signature
-    return Call("POST", f"{url(name, version, label)}:{kind}", body, kind.capitalize(),
-                grpc_request)
+    return Call(
+        "POST", f"{url(name, version, label)}:{kind}", body, kind.capitalize(), grpc_request
+    )
 
 
 def metadata(name: str, version: int | None = None, label: str | None = None) -> Call:
@@ -130,8 +172,9 @@ def metadata(name: str, version: int | None = None, label: str | None = None) ->
         spec(request.model_spec, name, version, label)
         return request
 
-    return Call("GET", url(name, version, label) + "/metadata", None, "GetModelMetadata",
-                grpc_request)
+    return Call(
+        "GET", url(name, version, label) + "/metadata", None, "GetModelMetadata", grpc_request
+    )
 
 
 def status(name: str, version: int | None = None) -> Call:
@@ -151,9 +194,11 @@ def run_rest(http: httpx.Client, call: Call) -> httpx.Response:
 
 
 def run_grpc(channel: grpc.Channel, call: Call) -> Any:
-    stub: Any = (model_service_pb2_grpc.ModelServiceStub(channel)
-                 if call.grpc_method == "GetModelStatus"
-                 else prediction_service_pb2_grpc.PredictionServiceStub(channel))
+    stub: Any = (
+        model_service_pb2_grpc.ModelServiceStub(channel)
+        if call.grpc_method == "GetModelStatus"
+        else prediction_service_pb2_grpc.PredictionServiceStub(channel)
+    )
     return getattr(stub, call.grpc_method)(call.grpc_request(), timeout=TIMEOUT)
 
 
@@ -187,55 +232,128 @@ class ErrorCase:
 HP2 = "half_plus_two"
 X = {"x": np.array([1.0], np.float32)}
 ERRORS = [
-    ErrorCase("predict-unknown-model", predict("nope", X), S.NOT_FOUND,
-              "Servable not found for request: Latest(nope)"),
-    ErrorCase("predict-unknown-version", predict(HP2, X, version=7), S.NOT_FOUND,
-              "Servable not found for request: Specific(half_plus_two, 7)"),
-    ErrorCase("predict-unknown-label", predict(HP2, X, label="nope"), S.INVALID_ARGUMENT,
-              "Unrecognized servable version label: nope"),
+    ErrorCase(
+        "predict-unknown-model",
+        predict("nope", X),
+        S.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    ),
+    ErrorCase(
+        "predict-unknown-version",
+        predict(HP2, X, version=7),
+        S.NOT_FOUND,
+        "Servable not found for request: Specific(half_plus_two, 7)",
+    ),
+    ErrorCase(
+        "predict-unknown-label",
+        predict(HP2, X, label="nope"),
+        S.INVALID_ARGUMENT,
+        "Unrecognized servable version label: nope",
+    ),
     # REST looks the signature up in its JSON layer (json_tensor.cc): INVALID_ARGUMENT, 400 too.
-    ErrorCase("predict-unknown-signature", predict(HP2, X, signature="nope"),
-              S.FAILED_PRECONDITION, 'Serving signature key "nope" not found.', prefix=True,
-              rest_message='Serving signature name: "nope" not found in signature def'),
-    ErrorCase("predict-long-message", predict(HP2, X, signature=LONG_NAME),
-              S.FAILED_PRECONDITION, f'Serving signature key "{LONG_NAME}" not found.',
-              prefix=True,
-              rest_message=f'Serving signature name: "{LONG_NAME}" not found in signature def'),
-    ErrorCase("predict-missing-input",
-              predict("multi", {"a": np.ones((1, 2), np.float32)}), S.INVALID_ARGUMENT,
-              "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
-              "Sent extra: {}. Missing but required: {b}.",
-              rest_message="Missing named input: b in 'inputs' object."),
-    ErrorCase("classify-unknown-model", examples("classify", "nope", [1.0]), S.NOT_FOUND,
-              "Servable not found for request: Latest(nope)"),
-    ErrorCase("classify-unknown-label",
-              examples("classify", HP2, [1.0], label="nope", signature="classify_x_to_y"),
-              S.INVALID_ARGUMENT, "Unrecognized servable version label: nope"),
-    ErrorCase("classify-unknown-signature", examples("classify", HP2, [1.0], signature="nope"),
-              S.INVALID_ARGUMENT, "No signature was found with the name: nope"),
-    ErrorCase("classify-predict-signature", examples("classify", HP2, [1.0]),
-              S.INVALID_ARGUMENT, "No classification inputs found in SignatureDef: ",
-              prefix=True),
-    ErrorCase("classify-long-message", examples("classify", HP2, [1.0], signature=LONG_NAME),
-              S.INVALID_ARGUMENT, f"No signature was found with the name: {LONG_NAME}"),
-    ErrorCase("regress-unknown-version",
-              examples("regress", HP2, [1.0], version=7, signature="regress_x_to_y"),
-              S.NOT_FOUND, "Servable not found for request: Specific(half_plus_two, 7)"),
-    ErrorCase("regress-unknown-signature", examples("regress", HP2, [1.0], signature="nope"),
-              S.INVALID_ARGUMENT, "No signature was found with the name: nope"),
-    ErrorCase("regress-classify-signature",
-              examples("regress", HP2, [1.0], signature="classify_x_to_y"),
-              S.INVALID_ARGUMENT, "Expected one output Tensor."),
-    ErrorCase("metadata-unknown-model", metadata("nope"), S.NOT_FOUND,
-              "Servable not found for request: Latest(nope)"),
-    ErrorCase("metadata-unknown-version", metadata(HP2, version=7), S.NOT_FOUND,
-              "Servable not found for request: Specific(half_plus_two, 7)"),
-    ErrorCase("metadata-unknown-label", metadata(HP2, label="nope"), S.INVALID_ARGUMENT,
-              "Unrecognized servable version label: nope"),
-    ErrorCase("status-unknown-model", status("nope"), S.NOT_FOUND,
-              "Could not find any versions of model nope"),
-    ErrorCase("status-unknown-version", status(HP2, 7), S.NOT_FOUND,
-              "Could not find version 7 of model half_plus_two"),
+    ErrorCase(
+        "predict-unknown-signature",
+        predict(HP2, X, signature="nope"),
+        S.FAILED_PRECONDITION,
+        'Serving signature key "nope" not found.',
+        prefix=True,
+        rest_message='Serving signature name: "nope" not found in signature def',
+    ),
+    ErrorCase(
+        "predict-long-message",
+        predict(HP2, X, signature=LONG_NAME),
+        S.FAILED_PRECONDITION,
+        f'Serving signature key "{LONG_NAME}" not found.',
+        prefix=True,
+        rest_message=f'Serving signature name: "{LONG_NAME}" not found in signature def',
+    ),
+    ErrorCase(
+        "predict-missing-input",
+        predict("multi", {"a": np.ones((1, 2), np.float32)}),
+        S.INVALID_ARGUMENT,
+        "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
+        "Sent extra: {}. Missing but required: {b}.",
+        rest_message="Missing named input: b in 'inputs' object.",
+    ),
+    ErrorCase(
+        "classify-unknown-model",
+        examples("classify", "nope", [1.0]),
+        S.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    ),
+    ErrorCase(
+        "classify-unknown-label",
+        examples("classify", HP2, [1.0], label="nope", signature="classify_x_to_y"),
+        S.INVALID_ARGUMENT,
+        "Unrecognized servable version label: nope",
+    ),
+    ErrorCase(
+        "classify-unknown-signature",
+        examples("classify", HP2, [1.0], signature="nope"),
+        S.INVALID_ARGUMENT,
+        "No signature was found with the name: nope",
+    ),
+    ErrorCase(
+        "classify-predict-signature",
+        examples("classify", HP2, [1.0]),
+        S.INVALID_ARGUMENT,
+        "No classification inputs found in SignatureDef: ",
+        prefix=True,
+    ),
+    ErrorCase(
+        "classify-long-message",
+        examples("classify", HP2, [1.0], signature=LONG_NAME),
+        S.INVALID_ARGUMENT,
+        f"No signature was found with the name: {LONG_NAME}",
+    ),
+    ErrorCase(
+        "regress-unknown-version",
+        examples("regress", HP2, [1.0], version=7, signature="regress_x_to_y"),
+        S.NOT_FOUND,
+        "Servable not found for request: Specific(half_plus_two, 7)",
+    ),
+    ErrorCase(
+        "regress-unknown-signature",
+        examples("regress", HP2, [1.0], signature="nope"),
+        S.INVALID_ARGUMENT,
+        "No signature was found with the name: nope",
+    ),
+    ErrorCase(
+        "regress-classify-signature",
+        examples("regress", HP2, [1.0], signature="classify_x_to_y"),
+        S.INVALID_ARGUMENT,
+        "Expected one output Tensor.",
+    ),
+    ErrorCase(
+        "metadata-unknown-model",
+        metadata("nope"),
+        S.NOT_FOUND,
+        "Servable not found for request: Latest(nope)",
+    ),
+    ErrorCase(
+        "metadata-unknown-version",
+        metadata(HP2, version=7),
+        S.NOT_FOUND,
+        "Servable not found for request: Specific(half_plus_two, 7)",
+    ),
+    ErrorCase(
+        "metadata-unknown-label",
+        metadata(HP2, label="nope"),
+        S.INVALID_ARGUMENT,
+        "Unrecognized servable version label: nope",
+    ),
+    ErrorCase(
+        "status-unknown-model",
+        status("nope"),
+        S.NOT_FOUND,
+        "Could not find any versions of model nope",
+    ),
+    ErrorCase(
+        "status-unknown-version",
+        status(HP2, 7),
+        S.NOT_FOUND,
+        "Could not find version 7 of model half_plus_two",
+    ),
 ]
 
 
@@ -282,16 +400,17 @@ def grpc_predict_view(response: predict_pb2.PredictResponse) -> dict[str, Any]:
     for alias, proto in response.outputs.items():
         value = tensor_values(proto)
         if proto.dtype == tf.string.as_datatype_enum:
-            value = [({"b64": base64.b64encode(v).decode()} if alias.endswith("_bytes")
-                      else v.decode()) for v in value]
+            value = [
+                ({"b64": base64.b64encode(v).decode()} if alias.endswith("_bytes") else v.decode())
+                for v in value
+            ]
         view[alias] = value
     return view
 
 
 def test_predict_parity_row_format(http: httpx.Client, channel: grpc.Channel) -> None:
     xs = [1.0, 2.0, 5.0]
-    call = predict(HP2, {"x": np.array(xs, np.float32)}, version=1,
-                   rest_body={"instances": xs})
+    call = predict(HP2, {"x": np.array(xs, np.float32)}, version=1, rest_body={"instances": xs})
     rest = run_rest(http, call)
     assert rest.status_code == 200, rest.text
     expected = [0.5 * x + 2.0 for x in xs]
@@ -309,8 +428,7 @@ def test_predict_parity_label(http: httpx.Client, channel: grpc.Channel) -> None
     assert grpc_predict_view(response) == {"y": [5.0]}
 
 
-def test_predict_parity_columnar_several_outputs(http: httpx.Client,
-                                                  channel: grpc.Channel) -> None:
+def test_predict_parity_columnar_several_outputs(http: httpx.Client, channel: grpc.Channel) -> None:
     a = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
     b = np.array([2, 3], np.int64)
     call = predict("multi", {"a": a, "b": b})
@@ -323,8 +441,11 @@ def test_predict_parity_columnar_several_outputs(http: httpx.Client,
 
 def test_predict_parity_strings(http: httpx.Client, channel: grpc.Channel) -> None:
     words = ["abc", "hé!"]
-    call = predict("strings", {"text": np.array([w.encode() for w in words], object)},
-                   rest_body={"inputs": words})
+    call = predict(
+        "strings",
+        {"text": np.array([w.encode() for w in words], object)},
+        rest_body={"inputs": words},
+    )
     rest = run_rest(http, call)
     assert rest.status_code == 200, rest.text
     expected = {
@@ -336,30 +457,48 @@ def test_predict_parity_strings(http: httpx.Client, channel: grpc.Channel) -> No
     assert grpc_predict_view(run_grpc(channel, call)) == expected
 
 
-@pytest.mark.parametrize(("xs", "context", "x_used"), [
-    ([1.0, 4.0], None, [1.0, 4.0]), ([None, 4.0], 10.0, [10.0, 4.0]),
-], ids=["examples", "with-context"])
-def test_classify_parity(http: httpx.Client, channel: grpc.Channel,
-                         xs: list[float | None], context: float | None,
-                         x_used: list[float]) -> None:
+@pytest.mark.parametrize(
+    ("xs", "context", "x_used"),
+    [
+        ([1.0, 4.0], None, [1.0, 4.0]),
+        ([None, 4.0], 10.0, [10.0, 4.0]),
+    ],
+    ids=["examples", "with-context"],
+)
+def test_classify_parity(
+    http: httpx.Client,
+    channel: grpc.Channel,
+    xs: list[float | None],
+    context: float | None,
+    x_used: list[float],
+) -> None:
     call = examples("classify", HP2, xs, context=context, version=1, signature="classify_x_to_y")
     rest = run_rest(http, call)
     assert rest.status_code == 200, rest.text
     expected = [[["", 0.5 * x + 2.0]] for x in x_used]
     assert rest.json() == {"results": expected}
     response = run_grpc(channel, call)
-    assert [[[c.label, c.score] for c in row.classes]
-            for row in response.result.classifications] == expected
+    assert [
+        [[c.label, c.score] for c in row.classes] for row in response.result.classifications
+    ] == expected
 
 
-@pytest.mark.parametrize(("xs", "context", "x_used"), [
-    ([1.0, 4.0], None, [1.0, 4.0]), ([None, 4.0], 10.0, [10.0, 4.0]),
-], ids=["examples", "with-context"])
-def test_regress_parity(http: httpx.Client, channel: grpc.Channel,
-                        xs: list[float | None], context: float | None,
-                        x_used: list[float]) -> None:
-    call = examples("regress", HP2, xs, context=context, label="canary",
-                    signature="regress_x_to_y")
+@pytest.mark.parametrize(
+    ("xs", "context", "x_used"),
+    [
+        ([1.0, 4.0], None, [1.0, 4.0]),
+        ([None, 4.0], 10.0, [10.0, 4.0]),
+    ],
+    ids=["examples", "with-context"],
+)
+def test_regress_parity(
+    http: httpx.Client,
+    channel: grpc.Channel,
+    xs: list[float | None],
+    context: float | None,
+    x_used: list[float],
+) -> None:
+    call = examples("regress", HP2, xs, context=context, label="canary", signature="regress_x_to_y")
     rest = run_rest(http, call)
     assert rest.status_code == 200, rest.text
     expected = [0.5 * x + 3.0 for x in x_used]
@@ -373,10 +512,10 @@ def test_metadata_parity(http: httpx.Client, channel: grpc.Channel, version: int
     rest = run_rest(http, call)
     assert rest.status_code == 200, rest.text
     body = rest.json()
-    assert body["model_spec"] == {"name": HP2, "signature_name": "",
-                                  "version": str(version or 2)}
-    rest_map = json_format.ParseDict(body["metadata"]["signature_def"],
-                                     get_model_metadata_pb2.SignatureDefMap())
+    assert body["model_spec"] == {"name": HP2, "signature_name": "", "version": str(version or 2)}
+    rest_map = json_format.ParseDict(
+        body["metadata"]["signature_def"], get_model_metadata_pb2.SignatureDefMap()
+    )
     response = run_grpc(channel, call)
     grpc_map = get_model_metadata_pb2.SignatureDefMap()
     assert response.metadata["signature_def"].Unpack(grpc_map)

@@ -38,13 +38,17 @@ def labels(**pairs: int) -> str:
 @pytest.fixture(scope="module")
 def base(models_dir: Path) -> tuple[str, str, str]:
     """half_plus_two (versions 1 and 2, stable=1, canary=2) as a config entry."""
-    return ("half_plus_two", str(models_dir / "half_plus_two"),
-            f"{HP2_VERSIONS} {labels(stable=1, canary=2)}")
+    return (
+        "half_plus_two",
+        str(models_dir / "half_plus_two"),
+        f"{HP2_VERSIONS} {labels(stable=1, canary=2)}",
+    )
 
 
 @pytest.fixture(scope="module")
-def reload_server(base: tuple[str, str, str],
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def reload_server(
+    base: tuple[str, str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("reload") / "models.config"
     config.write_text(model_config([base]))
     srv = start_server([f"--model_config_file={config}", "--max_num_load_retries=0"])
@@ -68,25 +72,27 @@ def predictions(channel: grpc.Channel) -> prediction_service_pb2_grpc.Prediction
     return prediction_service_pb2_grpc.PredictionServiceStub(channel)
 
 
-def reload_request(entries: Sequence[tuple[str, str, str]]) -> (
-    model_management_pb2.ReloadConfigRequest
-):
+def reload_request(
+    entries: Sequence[tuple[str, str, str]],
+) -> model_management_pb2.ReloadConfigRequest:
     request = model_management_pb2.ReloadConfigRequest()
     text_format.Parse(model_config(entries), request.config)
     return request
 
 
-def reload(models: model_service_pb2_grpc.ModelServiceStub,
-           entries: Sequence[tuple[str, str, str]]) -> model_management_pb2.ReloadConfigResponse:
+def reload(
+    models: model_service_pb2_grpc.ModelServiceStub, entries: Sequence[tuple[str, str, str]]
+) -> model_management_pb2.ReloadConfigResponse:
     response: model_management_pb2.ReloadConfigResponse = models.HandleReloadConfigRequest(
-        reload_request(entries), timeout=TIMEOUT)
+        reload_request(entries), timeout=TIMEOUT
+    )
     return response
 
 
-def reload_error(models: model_service_pb2_grpc.ModelServiceStub,
-                 request: model_management_pb2.ReloadConfigRequest) -> (
-    tuple[grpc.StatusCode, str]
-):
+def reload_error(
+    models: model_service_pb2_grpc.ModelServiceStub,
+    request: model_management_pb2.ReloadConfigRequest,
+) -> tuple[grpc.StatusCode, str]:
     with pytest.raises(grpc.RpcError) as info:
         models.HandleReloadConfigRequest(request, timeout=TIMEOUT)
     error = info.value
@@ -105,15 +111,20 @@ def predict_request(name: str, x: float, label: str | None = None) -> predict_pb
     return request
 
 
-def hp2(predictions: prediction_service_pb2_grpc.PredictionServiceStub, x: float,
-        label: str | None = None) -> tuple[int, float]:
+def hp2(
+    predictions: prediction_service_pb2_grpc.PredictionServiceStub,
+    x: float,
+    label: str | None = None,
+) -> tuple[int, float]:
     """(version, y) answered by half_plus_two."""
     response = predictions.Predict(predict_request("half_plus_two", x, label), timeout=TIMEOUT)
     return response.model_spec.version.value, float(tf.make_ndarray(response.outputs["y"])[0])
 
 
-def predict_error(predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-                  request: predict_pb2.PredictRequest) -> tuple[grpc.StatusCode, str] | None:
+def predict_error(
+    predictions: prediction_service_pb2_grpc.PredictionServiceStub,
+    request: predict_pb2.PredictRequest,
+) -> tuple[grpc.StatusCode, str] | None:
     try:
         predictions.Predict(request, timeout=TIMEOUT)
     except grpc.RpcError as error:
@@ -122,8 +133,9 @@ def predict_error(predictions: prediction_service_pb2_grpc.PredictionServiceStub
     return None
 
 
-def status(models: model_service_pb2_grpc.ModelServiceStub,
-           name: str) -> list[tuple[int, int, int]]:
+def status(
+    models: model_service_pb2_grpc.ModelServiceStub, name: str
+) -> list[tuple[int, int, int]]:
     request = get_model_status_pb2.GetModelStatusRequest()
     request.model_spec.name = name
     response = models.GetModelStatus(request, timeout=TIMEOUT)
@@ -146,7 +158,8 @@ def test_identical_config_is_accepted(
 def test_added_model_is_available_when_the_call_returns(
     models: model_service_pb2_grpc.ModelServiceStub,
     predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-    base: tuple[str, str, str], models_dir: Path,
+    base: tuple[str, str, str],
+    models_dir: Path,
 ) -> None:
     added = ("mlp_added", str(models_dir / "mlp"), "")
     response = reload(models, [base, added])
@@ -164,7 +177,8 @@ def test_added_model_is_available_when_the_call_returns(
 def test_removed_model_becomes_not_found(
     models: model_service_pb2_grpc.ModelServiceStub,
     predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-    base: tuple[str, str, str], models_dir: Path,
+    base: tuple[str, str, str],
+    models_dir: Path,
 ) -> None:
     doomed = ("to_remove", str(models_dir / "half_plus_two"), "")
     reload(models, [base, doomed])
@@ -184,9 +198,11 @@ def test_removed_model_becomes_not_found(
     assert hp2(predictions, 4.0) == (2, 5.0)
 
 
-def test_labels_change(models: model_service_pb2_grpc.ModelServiceStub,
-                       predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-                       base: tuple[str, str, str]) -> None:
+def test_labels_change(
+    models: model_service_pb2_grpc.ModelServiceStub,
+    predictions: prediction_service_pb2_grpc.PredictionServiceStub,
+    base: tuple[str, str, str],
+) -> None:
     reload(models, [base])
     assert hp2(predictions, 4.0, "stable") == (1, 4.0)
     assert hp2(predictions, 4.0, "canary") == (2, 5.0)
@@ -196,7 +212,9 @@ def test_labels_change(models: model_service_pb2_grpc.ModelServiceStub,
     assert hp2(predictions, 4.0, "stable") == (2, 5.0)
     assert hp2(predictions, 4.0, "beta") == (1, 4.0)
     assert predict_error(predictions, predict_request(name, 4.0, "canary")) == (
-        grpc.StatusCode.INVALID_ARGUMENT, "Unrecognized servable version label: canary")
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Unrecognized servable version label: canary",
+    )
     reload(models, [base])
     assert hp2(predictions, 4.0, "stable") == (1, 4.0)
 
@@ -223,7 +241,8 @@ def test_label_on_unavailable_version_is_failed_precondition(
 def test_model_failing_to_load_is_unknown(
     models: model_service_pb2_grpc.ModelServiceStub,
     predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-    base: tuple[str, str, str], models_dir: Path,
+    base: tuple[str, str, str],
+    models_dir: Path,
 ) -> None:
     broken = ("broken_added", str(models_dir / "broken"), "")
     code, details = reload_error(models, reload_request([base, broken]))
@@ -238,7 +257,8 @@ def test_model_failing_to_load_is_unknown(
 def test_duplicate_names_are_invalid_and_the_old_config_keeps_serving(
     models: model_service_pb2_grpc.ModelServiceStub,
     predictions: prediction_service_pb2_grpc.PredictionServiceStub,
-    base: tuple[str, str, str], models_dir: Path,
+    base: tuple[str, str, str],
+    models_dir: Path,
 ) -> None:
     reload(models, [base])
     dup = ("dup", str(models_dir / "half_plus_two"), "")
@@ -250,7 +270,9 @@ def test_duplicate_names_are_invalid_and_the_old_config_keeps_serving(
     assert hp2(predictions, 4.0, "stable") == (1, 4.0)
     # ... and "dup" was never added.
     assert predict_error(predictions, predict_request("dup", 1.0)) == (
-        grpc.StatusCode.NOT_FOUND, "Servable not found for request: Latest(dup)")
+        grpc.StatusCode.NOT_FOUND,
+        "Servable not found for request: Latest(dup)",
+    )
 
 
 def test_config_without_model_list_is_failed_precondition(

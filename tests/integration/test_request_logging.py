@@ -46,13 +46,18 @@ TIMEOUT = 30.0
 METRICS = "/monitoring/prometheus/metrics"
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.AVAILABLE
 KINDS = ("predict", "classify", "regress")
-SIGNATURES = {"predict": "serving_default", "classify": "classify_x_to_y",
-              "regress": "regress_x_to_y"}
+SIGNATURES = {
+    "predict": "serving_default",
+    "classify": "classify_x_to_y",
+    "regress": "regress_x_to_y",
+}
 
 
 def logging_config(prefix: Path, rate: float) -> str:
-    return (f'logging_config {{ log_collector_config {{ filename_prefix: "{prefix}" }} '
-            f"sampling_config {{ sampling_rate: {rate} }} }}")
+    return (
+        f'logging_config {{ log_collector_config {{ filename_prefix: "{prefix}" }} '
+        f"sampling_config {{ sampling_rate: {rate} }} }}"
+    )
 
 
 @dataclass
@@ -77,10 +82,14 @@ def logged(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     config.write_text(model_config(entries))
     monitoring = root / "monitoring.config"
     monitoring.write_text(f'prometheus_config {{ enable: true path: "{METRICS}" }}')
-    srv = start_server([f"--model_config_file={config}",
-                        f"--monitoring_config_file={monitoring}",
-                        "--enable_synthetic_warmup=true",
-                        "--file_system_poll_wait_seconds=0"])
+    srv = start_server(
+        [
+            f"--model_config_file={config}",
+            f"--monitoring_config_file={monitoring}",
+            "--enable_synthetic_warmup=true",
+            "--file_system_poll_wait_seconds=0",
+        ]
+    )
     try:
         yield LogServer(srv, root, entries)
     finally:
@@ -103,8 +112,9 @@ class Call:
     xs: tuple[float, ...]
 
 
-def send(call: Call, http: httpx.Client,
-         stub: prediction_service_pb2_grpc.PredictionServiceStub) -> list[float]:
+def send(
+    call: Call, http: httpx.Client, stub: prediction_service_pb2_grpc.PredictionServiceStub
+) -> list[float]:
     """Make ``call``; returns the model's answers (y per x)."""
     if call.protocol == "rest":
         if call.kind == "predict":
@@ -132,12 +142,16 @@ def send(call: Call, http: httpx.Client,
     return [r.value for r in stub.Regress(regress, timeout=TIMEOUT).result.regressions]
 
 
-def fill(request: classification_pb2.ClassificationRequest | regression_pb2.RegressionRequest,
-         xs: tuple[float, ...]) -> None:
+def fill(
+    request: classification_pb2.ClassificationRequest | regression_pb2.RegressionRequest,
+    xs: tuple[float, ...],
+) -> None:
     request.model_spec.name = "hp2"
     request.model_spec.signature_name = (
-        "classify_x_to_y" if isinstance(request, classification_pb2.ClassificationRequest)
-        else "regress_x_to_y")
+        "classify_x_to_y"
+        if isinstance(request, classification_pb2.ClassificationRequest)
+        else "regress_x_to_y"
+    )
     for x in xs:
         request.input.example_list.examples.add().features.feature["x"].float_list.value.append(x)
 
@@ -167,13 +181,19 @@ def parse(log: prediction_log_pb2.PredictionLog) -> tuple[Call | None, str, list
     if kind == "classify_log":
         entry = log.classify_log
         ys = [c.classes[0].score for c in entry.response.result.classifications]
-        return Call("", "classify", example_xs(entry.request.input)), \
-            entry.request.model_spec.signature_name, ys
+        return (
+            Call("", "classify", example_xs(entry.request.input)),
+            entry.request.model_spec.signature_name,
+            ys,
+        )
     if kind == "regress_log":
         reg = log.regress_log
         ys = [r.value for r in reg.response.result.regressions]
-        return Call("", "regress", example_xs(reg.request.input)), \
-            reg.request.model_spec.signature_name, ys
+        return (
+            Call("", "regress", example_xs(reg.request.input)),
+            reg.request.model_spec.signature_name,
+            ys,
+        )
     return None, "", []
 
 
@@ -223,8 +243,10 @@ def traffic(logged: LogServer, channel: grpc.Channel) -> Traffic:
             np.testing.assert_allclose(ys, [0.5 * x + 3 for x in call.xs], rtol=1e-6)
         # Not logged: failed calls, and a model without logging_config.
         assert http.post("/v1/models/hp2:predict", json={"instances": ["a"]}).status_code == 400
-        assert http.post("/v1/models/hp2/versions/7:predict",
-                         json={"instances": [1.0]}).status_code == 404
+        assert (
+            http.post("/v1/models/hp2/versions/7:predict", json={"instances": [1.0]}).status_code
+            == 404
+        )
         mlp = http.post("/v1/models/mlp:predict", json={"instances": [[0.0] * 784]})
         assert mlp.status_code == 200
     files, records = read_logs(logged.log_dir, len(sent))
@@ -235,15 +257,15 @@ def traffic(logged: LogServer, channel: grpc.Channel) -> Traffic:
 
 
 def test_synthetic_warmup_without_batching_loads_and_is_not_logged(
-    logged: LogServer, channel: grpc.Channel,
+    logged: LogServer,
+    channel: grpc.Channel,
 ) -> None:
     models = model_service_pb2_grpc.ModelServiceStub(channel)
     for name, version in (("hp2", 2), ("mlp", 1)):
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = name
         [status] = models.GetModelStatus(request, timeout=TIMEOUT).model_version_status
-        assert (status.version, status.state, status.status.error_code) == (
-            version, AVAILABLE, 0)
+        assert (status.version, status.state, status.status.error_code) == (version, AVAILABLE, 0)
     assert "Synthetic warm-up" not in logged.server.logs()  # no signature was skipped
     # Warm-up runs are not requests: nothing was logged before any traffic.
     assert not list(logged.log_dir.glob("hp2*"))
@@ -289,7 +311,10 @@ def test_log_count_metric(traffic: Traffic, logged: LogServer) -> None:
 
 
 def test_log_file_replays_as_a_warmup_file(
-    traffic: Traffic, logged: LogServer, models_dir: Path, channel: grpc.Channel,
+    traffic: Traffic,
+    logged: LogServer,
+    models_dir: Path,
+    channel: grpc.Channel,
 ) -> None:
     assert len(traffic.files) == 1
     version = logged.root / "replay" / "1"
@@ -308,14 +333,23 @@ def test_log_file_replays_as_a_warmup_file(
     [version_status] = models.GetModelStatus(status, timeout=TIMEOUT).model_version_status
     assert (version_status.version, version_status.state) == (1, AVAILABLE)
     page = httpx.get(logged.server.rest + METRICS, timeout=TIMEOUT).text
-    assert metric(page, ":tensorflow:serving:model_warmup_latency_count",
-                  model_path=str(version), status="OK") == 1
-    assert metric(page, "tensorserve_model_warmup_records_read", model_path=str(version),
-                  status="OK") == len(traffic.records)
+    assert (
+        metric(
+            page,
+            ":tensorflow:serving:model_warmup_latency_count",
+            model_path=str(version),
+            status="OK",
+        )
+        == 1
+    )
+    assert metric(
+        page, "tensorserve_model_warmup_records_read", model_path=str(version), status="OK"
+    ) == len(traffic.records)
 
 
 def test_invalid_logging_config_is_refused_on_reload(
-    logged: LogServer, channel: grpc.Channel,
+    logged: LogServer,
+    channel: grpc.Channel,
 ) -> None:
     bad = [("hp2", logged.entries[0][1], logging_config(logged.log_dir / "hp2", 2.0))]
     request = model_management_pb2.ReloadConfigRequest()
@@ -326,20 +360,34 @@ def test_invalid_logging_config_is_refused_on_reload(
     assert isinstance(info.value, grpc.Call)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "sampling_rate must be in [0, 1], got 2.0" in (info.value.details() or "")
-    response = httpx.post(f"{logged.server.rest}/v1/models/hp2:predict",
-                          json={"instances": [1.0]}, timeout=TIMEOUT)
+    response = httpx.post(
+        f"{logged.server.rest}/v1/models/hp2:predict", json={"instances": [1.0]}, timeout=TIMEOUT
+    )
     assert response.json() == {"predictions": [3.5]}  # the old config still serves
 
 
 def test_invalid_logging_config_stops_start_up(models_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "models.config"
-    config.write_text(model_config([
-        ("hp2", str(models_dir / "half_plus_two"), logging_config(tmp_path / "hp2", 2.0))]))
+    config.write_text(
+        model_config(
+            [("hp2", str(models_dir / "half_plus_two"), logging_config(tmp_path / "hp2", 2.0))]
+        )
+    )
     result = subprocess.run(
-        [sys.executable, "-m", "tensorserve", f"--port={free_port()}",
-         f"--rest_api_port={free_port()}", "--bind_address=127.0.0.1",
-         f"--model_config_file={config}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "-m",
+            "tensorserve",
+            f"--port={free_port()}",
+            f"--rest_api_port={free_port()}",
+            "--bind_address=127.0.0.1",
+            f"--model_config_file={config}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     [line] = [ln for ln in result.stderr.splitlines() if "Failed to start server" in ln]
     assert line.startswith("Failed to start server. Error: ")

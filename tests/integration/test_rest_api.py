@@ -58,8 +58,11 @@ def predict(http: httpx.Client, url: str, body: dict[str, Any]) -> Any:
 
 
 def available(version: int) -> dict[str, Any]:
-    return {"version": str(version), "state": "AVAILABLE",
-            "status": {"error_code": "OK", "error_message": ""}}
+    return {
+        "version": str(version),
+        "state": "AVAILABLE",
+        "status": {"error_code": "OK", "error_message": ""},
+    }
 
 
 # ------------------------------------------------------------------------- model status
@@ -109,15 +112,16 @@ def _tensor_info(name: str, dtype: str, *sizes: int) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("suffix", "version"),
-    [("", 2), ("/versions/1", 1), ("/versions/2", 2), ("/labels/stable", 1),
-     ("/labels/canary", 2)],
+    [("", 2), ("/versions/1", 1), ("/versions/2", 2), ("/labels/stable", 1), ("/labels/canary", 2)],
 )
-def test_metadata_shape_and_resolved_version(http: httpx.Client, suffix: str,
-                                             version: int) -> None:
+def test_metadata_shape_and_resolved_version(http: httpx.Client, suffix: str, version: int) -> None:
     body = ok_json(http.get(f"{HPT}{suffix}/metadata"))
     assert set(body) == {"model_spec", "metadata"}
-    assert body["model_spec"] == {"name": "half_plus_two", "signature_name": "",
-                                  "version": str(version)}
+    assert body["model_spec"] == {
+        "name": "half_plus_two",
+        "signature_name": "",
+        "version": str(version),
+    }
     assert set(body["metadata"]) == {"signature_def"}
     assert set(body["metadata"]["signature_def"]) == {"signature_def"}  # doubled key
     sigs = body["metadata"]["signature_def"]["signature_def"]
@@ -139,11 +143,15 @@ def test_metadata_of_tf2_model_lists_every_input_and_output(http: httpx.Client) 
     serving = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
     inputs = serving["inputs"]
     assert {k: (v["dtype"], v["tensor_shape"]) for k, v in inputs.items()} == {
-        "a": ("DT_FLOAT", _dims(-1, 2)), "b": ("DT_INT64", _dims(-1))}
+        "a": ("DT_FLOAT", _dims(-1, 2)),
+        "b": ("DT_INT64", _dims(-1)),
+    }
     outputs = serving["outputs"]
     assert {k: (v["dtype"], v["tensor_shape"]) for k, v in outputs.items()} == {
-        "sum": ("DT_FLOAT", _dims(-1)), "scaled": ("DT_FLOAT", _dims(-1, 2)),
-        "total": ("DT_FLOAT", _dims())}
+        "sum": ("DT_FLOAT", _dims(-1)),
+        "scaled": ("DT_FLOAT", _dims(-1, 2)),
+        "total": ("DT_FLOAT", _dims()),
+    }
     assert serving["method_name"] == "tensorflow/serving/predict"
 
 
@@ -152,14 +160,13 @@ def test_metadata_of_tf2_model_lists_every_input_and_output(http: httpx.Client) 
 
 @pytest.mark.parametrize(
     ("suffix", "version"),
-    [("", 2), ("/versions/1", 1), ("/versions/2", 2), ("/labels/stable", 1),
-     ("/labels/canary", 2)],
+    [("", 2), ("/versions/1", 1), ("/versions/2", 2), ("/labels/stable", 1), ("/labels/canary", 2)],
 )
-def test_predict_row_and_columnar_per_version_and_label(http: httpx.Client, suffix: str,
-                                                        version: int) -> None:
+def test_predict_row_and_columnar_per_version_and_label(
+    http: httpx.Client, suffix: str, version: int
+) -> None:
     expected = [half_plus(x, version) for x in XS]
-    assert predict(http, f"{HPT}{suffix}:predict", {"instances": XS}) == {
-        "predictions": expected}
+    assert predict(http, f"{HPT}{suffix}:predict", {"instances": XS}) == {"predictions": expected}
     assert predict(http, f"{HPT}{suffix}:predict", {"inputs": XS}) == {"outputs": expected}
 
 
@@ -182,7 +189,8 @@ def test_predict_explicit_signature_and_unknown_keys_ignored(http: httpx.Client)
 
 def test_predict_integers_accepted_for_float_input(http: httpx.Client) -> None:
     assert predict(http, f"{HPT}:predict", {"instances": [1, 4]}) == {
-        "predictions": [half_plus(1, 2), half_plus(4, 2)]}
+        "predictions": [half_plus(1, 2), half_plus(4, 2)]
+    }
 
 
 def test_float_outputs_are_written_as_json_floats(http: httpx.Client) -> None:
@@ -214,8 +222,11 @@ B = [3, 2, -4]
 
 def multi_expected() -> dict[str, Any]:
     a, b = np.array(A, np.float32), np.array(B, np.int64)
-    return {"sum": a.sum(axis=1).tolist(), "scaled": (a * b[:, None]).tolist(),
-            "total": float(a.sum())}
+    return {
+        "sum": a.sum(axis=1).tolist(),
+        "scaled": (a * b[:, None]).tolist(),
+        "total": float(a.sum()),
+    }
 
 
 def test_multi_columnar_returns_every_output(http: httpx.Client) -> None:
@@ -234,8 +245,9 @@ def test_multi_row_format_fails_on_scalar_output_like_tf_serving(http: httpx.Cli
 def test_multi_columnar_inputs_need_no_shared_batch_dimension(http: httpx.Client) -> None:
     # a [2,2] and b [1] (broadcast by the model): impossible in row format, fine in columnar.
     body = predict(http, MULTI, {"inputs": {"a": [[1.0, 2.0], [3.0, 4.0]], "b": [2]}})
-    assert body == {"outputs": {"sum": [3.0, 7.0], "scaled": [[2.0, 4.0], [6.0, 8.0]],
-                                "total": 10.0}}
+    assert body == {
+        "outputs": {"sum": [3.0, 7.0], "scaled": [[2.0, 4.0], [6.0, 8.0]], "total": 10.0}
+    }
 
 
 # -------------------------------------------------------------------- predict: all dtypes
@@ -272,8 +284,11 @@ def _assert_f32_specials(values: list[float]) -> None:
 
 
 def test_all_dtypes_columnar_round_trip(http: httpx.Client) -> None:
-    response = http.post(ALL_TYPES, content=_all_types_body(f32=F32_TEXT),
-                         headers={"Content-Type": "application/json"})
+    response = http.post(
+        ALL_TYPES,
+        content=_all_types_body(f32=F32_TEXT),
+        headers={"Content-Type": "application/json"},
+    )
     outputs = ok_json(response)["outputs"]
     assert set(outputs) == {"f32", *COLUMNS}
     _assert_f32_specials(outputs.pop("f32"))
@@ -285,8 +300,8 @@ def test_all_dtypes_row_format_round_trip(http: httpx.Client) -> None:
     rows = [{name: values[i] for name, values in COLUMNS.items()} for i in range(4)]
     specials = ["NaN", "Infinity", "-Infinity", "1.5"]
     text = ", ".join(
-        json.dumps(row)[:-1] + f', "f32": {special}}}' for row, special in
-        zip(rows, specials, strict=True)
+        json.dumps(row)[:-1] + f', "f32": {special}}}'
+        for row, special in zip(rows, specials, strict=True)
     )
     response = http.post(ALL_TYPES, content=f'{{"instances": [{text}]}}'.encode())
     predictions = ok_json(response)["predictions"]
@@ -318,8 +333,11 @@ STRINGS = "/v1/models/strings:predict"
 def strings_expected(texts: list[bytes]) -> list[dict[str, Any]]:
     """upper: ASCII-only upper case; length: bytes; raw_bytes: reversed bytes as {"b64"}."""
     return [
-        {"upper": t.upper().decode(), "length": len(t),
-         "raw_bytes": {"b64": base64.b64encode(t[::-1]).decode()}}
+        {
+            "upper": t.upper().decode(),
+            "length": len(t),
+            "raw_bytes": {"b64": base64.b64encode(t[::-1]).decode()},
+        }
         for t in texts
     ]
 
@@ -350,36 +368,40 @@ REGRESS = {"signature_name": "regress_x_to_y"}
 
 
 @pytest.mark.parametrize(
-    ("suffix", "version"), [("", 2), ("/versions/1", 1), ("/labels/stable", 1),
-                            ("/labels/canary", 2)],
+    ("suffix", "version"),
+    [("", 2), ("/versions/1", 1), ("/labels/stable", 1), ("/labels/canary", 2)],
 )
 def test_classify(http: httpx.Client, suffix: str, version: int) -> None:
     body = dict(CLASSIFY, examples=[{"x": x} for x in XS])
     assert predict(http, f"{HPT}{suffix}:classify", body) == {
-        "results": [[["", half_plus(x, version)]] for x in XS]}
+        "results": [[["", half_plus(x, version)]] for x in XS]
+    }
 
 
 @pytest.mark.parametrize(
-    ("suffix", "version"), [("", 2), ("/versions/1", 1), ("/labels/stable", 1),
-                            ("/labels/canary", 2)],
+    ("suffix", "version"),
+    [("", 2), ("/versions/1", 1), ("/labels/stable", 1), ("/labels/canary", 2)],
 )
 def test_regress(http: httpx.Client, suffix: str, version: int) -> None:
     body = dict(REGRESS, examples=[{"x": x} for x in XS])
     assert predict(http, f"{HPT}{suffix}:regress", body) == {
-        "results": [half_plus(x, version) for x in XS]}
+        "results": [half_plus(x, version) for x in XS]
+    }
 
 
 def test_classify_with_context_fills_missing_features(http: httpx.Client) -> None:
     body = dict(CLASSIFY, context={"x": 6.0}, examples=[{}, {"x": [1.0]}])
     # The example's own feature wins over the context's (proto merge order).
     assert predict(http, f"{HPT}:classify", body) == {
-        "results": [[["", half_plus(6.0, 2)]], [["", half_plus(1.0, 2)]]]}
+        "results": [[["", half_plus(6.0, 2)]], [["", half_plus(1.0, 2)]]]
+    }
 
 
 def test_regress_with_context(http: httpx.Client) -> None:
     body = dict(REGRESS, context={"x": 4.0}, examples=[{}, {}, {"x": -2.0}])
     assert predict(http, f"{HPT}/versions/1:regress", body) == {
-        "results": [half_plus(4.0, 1), half_plus(4.0, 1), half_plus(-2.0, 1)]}
+        "results": [half_plus(4.0, 1), half_plus(4.0, 1), half_plus(-2.0, 1)]
+    }
 
 
 def test_regress_integer_feature_becomes_int64_list(http: httpx.Client) -> None:
@@ -403,8 +425,9 @@ def test_list_models(http: httpx.Client) -> None:
 def test_gzip_request_body_predict_and_classify(http: httpx.Client) -> None:
     headers = {"Content-Encoding": "gzip", "Content-Type": "application/json"}
     raw = json.dumps({"instances": XS}).encode()
-    body = ok_json(http.post(f"{HPT}/versions/1:predict", content=gzip.compress(raw),
-                             headers=headers))
+    body = ok_json(
+        http.post(f"{HPT}/versions/1:predict", content=gzip.compress(raw), headers=headers)
+    )
     assert body == {"predictions": [half_plus(x, 1) for x in XS]}
     raw = json.dumps(dict(CLASSIFY, examples=[{"x": 2.0}])).encode()
     body = ok_json(http.post(f"{HPT}:classify", content=gzip.compress(raw), headers=headers))
@@ -414,8 +437,9 @@ def test_gzip_request_body_predict_and_classify(http: httpx.Client) -> None:
 def test_gzip_large_body(http: httpx.Client) -> None:
     xs = [float(i % 1000) for i in range(200_000)]
     raw = json.dumps({"inputs": xs}).encode()
-    response = http.post(f"{HPT}:predict", content=gzip.compress(raw),
-                         headers={"Content-Encoding": "gzip"})
+    response = http.post(
+        f"{HPT}:predict", content=gzip.compress(raw), headers={"Content-Encoding": "gzip"}
+    )
     outputs = ok_json(response)["outputs"]
     np.testing.assert_array_equal(outputs, np.array(xs, np.float32) * 0.5 + 3)
 
@@ -444,8 +468,9 @@ def test_query_string_is_ignored(http: httpx.Client) -> None:
         ("GET", "/v2/models/nope/ready", None, 404),
     ],
 )
-def test_every_response_is_json(http: httpx.Client, method: str, url: str,
-                                body: dict[str, Any] | None, status: int) -> None:
+def test_every_response_is_json(
+    http: httpx.Client, method: str, url: str, body: dict[str, Any] | None, status: int
+) -> None:
     response = http.request(method, url, json=body)
     assert response.status_code == status, response.text
     assert response.headers["content-type"] == "application/json"
@@ -463,10 +488,15 @@ def test_health_live_and_ready(http: httpx.Client) -> None:
     assert ok_json(http.get("/v2/health/ready")) == {"ready": True}
 
 
-@pytest.mark.parametrize("url", ["/v2/models/half_plus_two/ready",
-                                 "/v2/models/half_plus_two/versions/1/ready",
-                                 "/v2/models/half_plus_two/versions/2/ready",
-                                 "/v2/models/strings/ready"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v2/models/half_plus_two/ready",
+        "/v2/models/half_plus_two/versions/1/ready",
+        "/v2/models/half_plus_two/versions/2/ready",
+        "/v2/models/strings/ready",
+    ],
+)
 def test_model_ready(http: httpx.Client, url: str) -> None:
     assert ok_json(http.get(url)) == {"name": url.split("/")[3], "ready": True}
 
@@ -495,10 +525,20 @@ CORS_HEADERS = {
 @pytest.fixture(scope="module")
 def cors(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
     config = tmp_path_factory.mktemp("cors") / "models.config"
-    config.write_text(model_config([("half_plus_two", str(models_dir / "half_plus_two"),
-                                     "model_version_policy { specific { versions: 1 } }")]))
-    server: Server = start_server([f"--model_config_file={config}",
-                                   "--rest_api_enable_cors_support=true"])
+    config.write_text(
+        model_config(
+            [
+                (
+                    "half_plus_two",
+                    str(models_dir / "half_plus_two"),
+                    "model_version_policy { specific { versions: 1 } }",
+                )
+            ]
+        )
+    )
+    server: Server = start_server(
+        [f"--model_config_file={config}", "--rest_api_enable_cors_support=true"]
+    )
     try:
         with httpx.Client(base_url=server.rest, timeout=30) as client:
             yield client
@@ -521,8 +561,9 @@ def _cors_of(response: httpx.Response) -> dict[str, str]:
         ("POST", f"{HPT}:PREDICT", {}, 400),
     ],
 )
-def test_cors_headers_on_every_response(cors: httpx.Client, method: str, url: str,
-                                        body: dict[str, Any] | None, status: int) -> None:
+def test_cors_headers_on_every_response(
+    cors: httpx.Client, method: str, url: str, body: dict[str, Any] | None, status: int
+) -> None:
     response = cors.request(method, url, json=body)
     assert response.status_code == status, response.text
     assert _cors_of(response) == CORS_HEADERS
@@ -531,22 +572,25 @@ def test_cors_headers_on_every_response(cors: httpx.Client, method: str, url: st
 
 def test_cors_server_still_predicts(cors: httpx.Client) -> None:
     assert predict(cors, f"{HPT}:predict", {"instances": [2.0]}) == {
-        "predictions": [half_plus(2.0, 1)]}
+        "predictions": [half_plus(2.0, 1)]
+    }
 
 
 @pytest.mark.parametrize("origin", ["http://example.com", "https://app.example.org:8443"])
 @pytest.mark.parametrize("url", [f"{HPT}:predict", f"{HPT}/versions/1:classify", HPT])
 def test_cors_preflight_with_origin(cors: httpx.Client, origin: str, url: str) -> None:
-    response = cors.options(url, headers={"Origin": origin,
-                                          "Access-Control-Request-Method": "POST"})
+    response = cors.options(
+        url, headers={"Origin": origin, "Access-Control-Request-Method": "POST"}
+    )
     assert response.status_code == 200
     assert response.content == b""
     assert _cors_of(response) == CORS_HEADERS
 
 
 @pytest.mark.parametrize("headers", [{}, {"Origin": "null"}, {"Origin": "ftp://example.com"}])
-def test_cors_preflight_without_http_origin_is_400(cors: httpx.Client,
-                                                   headers: dict[str, str]) -> None:
+def test_cors_preflight_without_http_origin_is_400(
+    cors: httpx.Client, headers: dict[str, str]
+) -> None:
     response = cors.options(f"{HPT}:predict", headers=headers)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/json"

@@ -63,26 +63,41 @@ def send(http: httpx.Client, method: str, url: str, body: Any = None) -> httpx.R
     [
         ("POST", "/v1/models/nope:predict", 404, "Servable not found for request: Latest(nope)"),
         ("POST", "/v1/models/nope:classify", 404, "Servable not found for request: Latest(nope)"),
-        ("POST", f"{HPT}/versions/7:predict", 404,
-         "Servable not found for request: Specific(half_plus_two, 7)"),
-        ("POST", f"{HPT}/versions/7:regress", 404,
-         "Servable not found for request: Specific(half_plus_two, 7)"),
-        ("POST", f"{HPT}/versions/9223372036854775807:predict", 404,
-         "Servable not found for request: Specific(half_plus_two, 9223372036854775807)"),
+        (
+            "POST",
+            f"{HPT}/versions/7:predict",
+            404,
+            "Servable not found for request: Specific(half_plus_two, 7)",
+        ),
+        (
+            "POST",
+            f"{HPT}/versions/7:regress",
+            404,
+            "Servable not found for request: Specific(half_plus_two, 7)",
+        ),
+        (
+            "POST",
+            f"{HPT}/versions/9223372036854775807:predict",
+            404,
+            "Servable not found for request: Specific(half_plus_two, 9223372036854775807)",
+        ),
         ("POST", f"{HPT}/labels/nope:predict", 400, "Unrecognized servable version label: nope"),
-        ("POST", f"{HPT}/labels/nope:classify", 400,
-         "Unrecognized servable version label: nope"),
+        ("POST", f"{HPT}/labels/nope:classify", 400, "Unrecognized servable version label: nope"),
         ("GET", "/v1/models/nope", 404, "Could not find any versions of model nope"),
         ("GET", f"{HPT}/versions/7", 404, "Could not find version 7 of model half_plus_two"),
-        ("GET", "/v1/models/nope/metadata", 404,
-         "Servable not found for request: Latest(nope)"),
-        ("GET", f"{HPT}/versions/7/metadata", 404,
-         "Servable not found for request: Specific(half_plus_two, 7)"),
+        ("GET", "/v1/models/nope/metadata", 404, "Servable not found for request: Latest(nope)"),
+        (
+            "GET",
+            f"{HPT}/versions/7/metadata",
+            404,
+            "Servable not found for request: Specific(half_plus_two, 7)",
+        ),
         ("GET", f"{HPT}/labels/nope/metadata", 400, "Unrecognized servable version label: nope"),
     ],
 )
-def test_unknown_model_version_label(http: httpx.Client, method: str, url: str, status: int,
-                                     message: str) -> None:
+def test_unknown_model_version_label(
+    http: httpx.Client, method: str, url: str, status: int, message: str
+) -> None:
     body = {"instances": [1.0], "examples": [{"x": 1.0}]} if method == "POST" else None
     assert error_of(send(http, method, url, body), status) == message
 
@@ -132,8 +147,18 @@ def test_version_overflow(http: httpx.Client, version: str, form: str) -> None:
     assert message == f"Failed to convert version: {version} to numeric."
 
 
-@pytest.mark.parametrize("path", ["/", "/v1", "/v2", "/v2/nope", "/models/half_plus_two",
-                                  "/v2/models/half_plus_two/infer", "/favicon.ico"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/",
+        "/v1",
+        "/v2",
+        "/v2/nope",
+        "/models/half_plus_two",
+        "/v2/models/half_plus_two/infer",
+        "/favicon.ico",
+    ],
+)
 @pytest.mark.parametrize("method", ["GET", "POST"])
 def test_paths_outside_v1_are_json_404(http: httpx.Client, path: str, method: str) -> None:
     error_of(send(http, method, path, {"instances": [1.0]} if method == "POST" else None), 404)
@@ -149,8 +174,14 @@ def test_empty_body(http: httpx.Client) -> None:
 
 @pytest.mark.parametrize(
     ("body", "offset"),
-    [(b"{", 1), (b'{"instances": [1.0,]}', 18), (b"not json", 0), (b'{"instances" [1]}', 13),
-     (b'{"instances": [1.0]} x', 21), (b"\xff\xfe{}", 0)],
+    [
+        (b"{", 1),
+        (b'{"instances": [1.0,]}', 18),
+        (b"not json", 0),
+        (b'{"instances" [1]}', 13),
+        (b'{"instances": [1.0]} x', 21),
+        (b"\xff\xfe{}", 0),
+    ],
 )
 def test_invalid_json(http: httpx.Client, body: bytes, offset: int) -> None:
     message = error_of(http.post(PREDICT, content=body), 400)
@@ -190,8 +221,7 @@ def test_instances_empty(http: httpx.Client) -> None:
 def test_signature_name_not_a_string(http: httpx.Client, verb: str, name: Any) -> None:
     body = {"signature_name": name, "instances": [1.0], "examples": [{"x": 1.0}]}
     message = error_of(http.post(f"{HPT}:{verb}", json=body), 400)
-    assert message.endswith("not formatted correctly. 'signature_name' key must be a string "
-                            "value.")
+    assert message.endswith("not formatted correctly. 'signature_name' key must be a string value.")
 
 
 def test_unknown_signature_predict_status(http: httpx.Client) -> None:
@@ -218,18 +248,26 @@ def test_unknown_signature_classify_regress(http: httpx.Client, verb: str) -> No
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"instances": [{"a": [1.0, 2.0], "c": 3}]},
-         "Failed to process element: 0 key: c of 'instances' list. Error: INVALID_ARGUMENT: "
-         "JSON object: does not have named input: c"),
-        ({"instances": [{"a": [1.0, 2.0], "b": 1}, {"a": [1.0, 2.0]}]},
-         "Failed to process element: 1 of 'instances' list. JSON object: {\"a\":[1.0,2.0]} "
-         "must only have keys: a,b"),
-        ({"instances": [[1.0, 2.0]]},
-         "instances is a plain list, but expecting list of objects as multiple input tensors "
-         "required as per tensorinfo_map"),
-        ({"inputs": [[1.0, 2.0]]},
-         "inputs is a plain value/list, but expecting an object as multiple input tensors "
-         "required as per tensorinfo_map"),
+        (
+            {"instances": [{"a": [1.0, 2.0], "c": 3}]},
+            "Failed to process element: 0 key: c of 'instances' list. Error: INVALID_ARGUMENT: "
+            "JSON object: does not have named input: c",
+        ),
+        (
+            {"instances": [{"a": [1.0, 2.0], "b": 1}, {"a": [1.0, 2.0]}]},
+            "Failed to process element: 1 of 'instances' list. JSON object: {\"a\":[1.0,2.0]} "
+            "must only have keys: a,b",
+        ),
+        (
+            {"instances": [[1.0, 2.0]]},
+            "instances is a plain list, but expecting list of objects as multiple input tensors "
+            "required as per tensorinfo_map",
+        ),
+        (
+            {"inputs": [[1.0, 2.0]]},
+            "inputs is a plain value/list, but expecting an object as multiple input tensors "
+            "required as per tensorinfo_map",
+        ),
         ({"inputs": {"a": [[1.0, 2.0]]}}, "Missing named input: b in 'inputs' object."),
         ({"inputs": {"b": [1], "c": [1]}}, "Missing named input: a in 'inputs' object."),
     ],
@@ -256,24 +294,64 @@ def test_row_mixing_objects_and_values(http: httpx.Client) -> None:
 # ------------------------------------------------------------------ element types, ranges
 
 GOOD: dict[str, list[Any]] = {
-    "f32": [1.0], "f64": [1.0], "i8": [1], "i16": [1], "i32": [1], "i64": [1], "u8": [1],
-    "u16": [1], "u32": [1], "u64": [1], "b": [True], "s": ["a"],
+    "f32": [1.0],
+    "f64": [1.0],
+    "i8": [1],
+    "i16": [1],
+    "i32": [1],
+    "i64": [1],
+    "u8": [1],
+    "u16": [1],
+    "u32": [1],
+    "u64": [1],
+    "b": [True],
+    "s": ["a"],
 }
-DTYPE = {"f32": "float", "f64": "double", "i8": "int8", "i16": "int16", "i32": "int32",
-         "i64": "int64", "u8": "uint8", "u16": "uint16", "u32": "uint32", "u64": "uint64",
-         "b": "bool", "s": "string"}
+DTYPE = {
+    "f32": "float",
+    "f64": "double",
+    "i8": "int8",
+    "i16": "int16",
+    "i32": "int32",
+    "i64": "int64",
+    "u8": "uint8",
+    "u16": "uint16",
+    "u32": "uint32",
+    "u64": "uint64",
+    "b": "bool",
+    "s": "string",
+}
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("f32", "1.0"), ("f32", True), ("f32", None), ("f32", {"b64": "AA=="}),
-        ("f64", "x"), ("f64", False),
-        ("i8", 1.5), ("i16", "1"), ("i32", 1.0), ("i32", True),
-        ("i64", 1.0), ("i64", "9"), ("i64", None),
-        ("u8", -0.5), ("u16", True), ("u32", 2.0), ("u64", 1.5), ("u64", -1),
-        ("b", 1), ("b", "true"), ("b", None), ("b", 0.0),
-        ("s", 1), ("s", True), ("s", None), ("s", 1.5),
+        ("f32", "1.0"),
+        ("f32", True),
+        ("f32", None),
+        ("f32", {"b64": "AA=="}),
+        ("f64", "x"),
+        ("f64", False),
+        ("i8", 1.5),
+        ("i16", "1"),
+        ("i32", 1.0),
+        ("i32", True),
+        ("i64", 1.0),
+        ("i64", "9"),
+        ("i64", None),
+        ("u8", -0.5),
+        ("u16", True),
+        ("u32", 2.0),
+        ("u64", 1.5),
+        ("u64", -1),
+        ("b", 1),
+        ("b", "true"),
+        ("b", None),
+        ("b", 0.0),
+        ("s", 1),
+        ("s", True),
+        ("s", None),
+        ("s", 1.5),
     ],
 )
 def test_wrong_element_type(http: httpx.Client, name: str, value: Any) -> None:
@@ -285,36 +363,50 @@ def test_wrong_element_type(http: httpx.Client, name: str, value: Any) -> None:
 
 def test_wrong_element_type_row_format(http: httpx.Client) -> None:
     message = error_of(http.post(PREDICT, json={"instances": [1.0, "2"]}), 400)
-    assert message.startswith("Failed to process element: 1 of 'instances' list. Error: "
-                              "INVALID_ARGUMENT: JSON Value: \"2\" Type: String is not of "
-                              "expected type: float")
+    assert message.startswith(
+        "Failed to process element: 1 of 'instances' list. Error: "
+        'INVALID_ARGUMENT: JSON Value: "2" Type: String is not of '
+        "expected type: float"
+    )
 
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("i32", 2**31), ("i32", -(2**31) - 1), ("i64", 2**63), ("i64", -(2**63) - 1),
-     ("u32", 2**32), ("u32", -1), ("u64", 2**64), ("u64", 10**30), ("i8", 2**40)],
+    [
+        ("i32", 2**31),
+        ("i32", -(2**31) - 1),
+        ("i64", 2**63),
+        ("i64", -(2**63) - 1),
+        ("u32", 2**32),
+        ("u32", -1),
+        ("u64", 2**64),
+        ("u64", 10**30),
+        ("i8", 2**40),
+    ],
 )
 def test_integer_overflow(http: httpx.Client, name: str, value: int) -> None:
     message = error_of(http.post(ALL_TYPES, json={"inputs": dict(GOOD, **{name: [value]})}), 400)
     assert f"is not of expected type: {DTYPE[name]}" in message
 
 
-@pytest.mark.parametrize(("name", "value"),
-                         [("i8", 128), ("i8", -129), ("i16", 2**15), ("u8", 256), ("u8", -1),
-                          ("u16", 2**16)])
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("i8", 128), ("i8", -129), ("i16", 2**15), ("u8", 256), ("u8", -1), ("u16", 2**16)],
+)
 def test_narrow_int_out_of_range_is_rejected(http: httpx.Client, name: str, value: int) -> None:
     # Deliberate difference (json_codec docstring): TF wraps these silently; we reject.
     message = error_of(http.post(ALL_TYPES, json={"inputs": dict(GOOD, **{name: [value]})}), 400)
-    assert message.startswith(f"JSON Value: {value} Type: Number is out of range for expected "
-                              f"type: {DTYPE[name]}")
+    assert message.startswith(
+        f"JSON Value: {value} Type: Number is out of range for expected type: {DTYPE[name]}"
+    )
 
 
 @pytest.mark.parametrize("value", [1e39, -3.5e38, 2**24 + 1])
 def test_float32_precision_loss(http: httpx.Client, value: float) -> None:
     message = error_of(http.post(PREDICT, json={"inputs": [value]}), 400)
-    assert message.startswith(f"Cannot convert JSON value: {json.dumps(value)} to float without "
-                              "loss of precision.")
+    assert message.startswith(
+        f"Cannot convert JSON value: {json.dumps(value)} to float without loss of precision."
+    )
 
 
 # ---------------------------------------------------------------------------- ragged, rank
@@ -323,33 +415,48 @@ def test_float32_precision_loss(http: httpx.Client, value: float) -> None:
 @pytest.mark.parametrize(
     ("url", "body", "fragment"),
     [
-        ("/v1/models/mlp:predict", {"instances": [[1.0, 2.0], [3.0]]},
-         "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
-         "Expecting tensor size: 2 but got: 1"),
-        ("/v1/models/mlp:predict", {"inputs": [[1.0, 2.0], [3.0]]},
-         "Encountered list at unexpected size: 1 at level: 1 expected size: 2"),
-        (PREDICT, {"inputs": [[1.0], [2.0, 3.0]]},
-         "Encountered list at unexpected size: 2 at level: 1 expected size: 1"),
+        (
+            "/v1/models/mlp:predict",
+            {"instances": [[1.0, 2.0], [3.0]]},
+            "Failed to process element: 1 of 'instances' list. Error: INVALID_ARGUMENT: "
+            "Expecting tensor size: 2 but got: 1",
+        ),
+        (
+            "/v1/models/mlp:predict",
+            {"inputs": [[1.0, 2.0], [3.0]]},
+            "Encountered list at unexpected size: 1 at level: 1 expected size: 2",
+        ),
+        (
+            PREDICT,
+            {"inputs": [[1.0], [2.0, 3.0]]},
+            "Encountered list at unexpected size: 2 at level: 1 expected size: 1",
+        ),
         (PREDICT, {"inputs": [1.0, [2.0]]}, "Encountered list at unexpected level: 1"),
         (PREDICT, {"inputs": [[1.0], 2.0]}, "JSON Value: 2.0 found at incorrect level"),
         (PREDICT, {"instances": [1.0, [2.0]]}, "Failed to process element: 1 of 'instances'"),
-        (MULTI, {"instances": [{"a": [1.0, 2.0], "b": 1}, {"a": [1.0], "b": 2}]},
-         "Failed to process element: 1 key: a of 'instances' list"),
+        (
+            MULTI,
+            {"instances": [{"a": [1.0, 2.0], "b": 1}, {"a": [1.0], "b": 2}]},
+            "Failed to process element: 1 key: a of 'instances' list",
+        ),
         (STRINGS, {"inputs": [["a", "b"], ["c"]]}, "Encountered list at unexpected size"),
     ],
 )
-def test_ragged_arrays(http: httpx.Client, url: str, body: dict[str, Any],
-                       fragment: str) -> None:
+def test_ragged_arrays(http: httpx.Client, url: str, body: dict[str, Any], fragment: str) -> None:
     assert fragment in error_of(http.post(url, json=body), 400)
 
 
-@pytest.mark.parametrize(("body", "expected"), [
-    ({"instances": [[[1.0]]]}, {"predictions": [[[3.5]]]}),
-    ({"inputs": 5.0}, {"outputs": 5.5}),
-    ({"inputs": [[1.0, 2.0]]}, {"outputs": [[3.5, 4.0]]}),
-])
-def test_graph_model_shapes_are_fed_as_given(http: httpx.Client, body: dict[str, Any],
-                                             expected: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"instances": [[[1.0]]]}, {"predictions": [[[3.5]]]}),
+        ({"inputs": 5.0}, {"outputs": 5.5}),
+        ({"inputs": [[1.0, 2.0]]}, {"outputs": [[3.5, 4.0]]}),
+    ],
+)
+def test_graph_model_shapes_are_fed_as_given(
+    http: httpx.Client, body: dict[str, Any], expected: dict[str, Any]
+) -> None:
     # Like TF Serving, a TF1 session feeds a tensor whatever the signature's declared
     # shape; y = 0.5 x + 3 applies elementwise (half_plus_two v2 is the latest).
     response = http.post(PREDICT, json=body)
@@ -441,21 +548,28 @@ CLASSIFY = f"{HPT}:classify"
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"signature_name": "classify_x_to_y"},
-         "When method is classify, key 'examples' is expected and was not found"),
+        (
+            {"signature_name": "classify_x_to_y"},
+            "When method is classify, key 'examples' is expected and was not found",
+        ),
         ({"examples": []}, "'examples' value is an empty array"),
         ({"examples": {"x": 1.0}}, "Expecting 'examples' value to be an list/array"),
         ({"examples": [5]}, "Example must be JSON object but got JSON Number"),
         ({"examples": [[1.0]]}, "Example must be JSON object but got JSON Array"),
         ({"examples": [{"x": None}]}, "Feature: x has element with unexpected JSON type: Null"),
-        ({"examples": [{"x": [[1.0]]}]},
-         "Feature: x has element with unexpected JSON type: Array"),
-        ({"examples": [{"x": [1.0, "a"]}]},
-         "Unexpected element type in feature: x expecting type: float"),
-        ({"examples": [{"x": 2**64 - 1}]},
-         "Feature: x has uint64 element. Only int64 is supported."),
-        ({"examples": [{"x": 1.0}], "context": 5},
-         "Example must be JSON object but got JSON Number"),
+        ({"examples": [{"x": [[1.0]]}]}, "Feature: x has element with unexpected JSON type: Array"),
+        (
+            {"examples": [{"x": [1.0, "a"]}]},
+            "Unexpected element type in feature: x expecting type: float",
+        ),
+        (
+            {"examples": [{"x": 2**64 - 1}]},
+            "Feature: x has uint64 element. Only int64 is supported.",
+        ),
+        (
+            {"examples": [{"x": 1.0}], "context": 5},
+            "Example must be JSON object but got JSON Number",
+        ),
         ({"examples": [{"x": {"b64": "-_-_"}}]}, "Unable to base64 decode"),
     ],
 )
@@ -464,10 +578,15 @@ def test_classify_bad_examples(http: httpx.Client, body: dict[str, Any], message
     assert message in error_of(http.post(CLASSIFY, json=body), 400)
 
 
-@pytest.mark.parametrize(("verb", "signature"), [("classify", "serving_default"),
-                                                 ("classify", "regress_x_to_y"),
-                                                 ("regress", "serving_default"),
-                                                 ("regress", "classify_x_to_y")])
+@pytest.mark.parametrize(
+    ("verb", "signature"),
+    [
+        ("classify", "serving_default"),
+        ("classify", "regress_x_to_y"),
+        ("regress", "serving_default"),
+        ("regress", "classify_x_to_y"),
+    ],
+)
 def test_signature_of_wrong_kind(http: httpx.Client, verb: str, signature: str) -> None:
     body = {"signature_name": signature, "examples": [{"x": 1.0}]}
     error_of(http.post(f"{HPT}:{verb}", json=body), 400)
@@ -488,18 +607,27 @@ def test_invalid_gzip(http: httpx.Client) -> None:
 
 def test_truncated_gzip(http: httpx.Client) -> None:
     data = gzip.compress(json.dumps({"instances": [1.0] * 1000}).encode())
-    response = http.post(PREDICT, content=data[: len(data) // 2],
-                         headers={"Content-Encoding": "gzip"})
+    response = http.post(
+        PREDICT, content=data[: len(data) // 2], headers={"Content-Encoding": "gzip"}
+    )
     error_of(response, 400)
 
 
 @pytest.fixture(scope="module")
 def small(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     config = tmp_path_factory.mktemp("small") / "models.config"
-    config.write_text(model_config([("half_plus_two", str(models_dir / "half_plus_two"),
-                                     "model_version_policy { specific { versions: 1 } }")]))
-    server = start_server([f"--model_config_file={config}",
-                           f"--rest_api_max_body_bytes={LIMIT}"])
+    config.write_text(
+        model_config(
+            [
+                (
+                    "half_plus_two",
+                    str(models_dir / "half_plus_two"),
+                    "model_version_policy { specific { versions: 1 } }",
+                )
+            ]
+        )
+    )
+    server = start_server([f"--model_config_file={config}", f"--rest_api_max_body_bytes={LIMIT}"])
     yield server
     server.stop()
 
@@ -569,9 +697,11 @@ def test_gzip_bomb_is_413(small_http: httpx.Client, size: int) -> None:
 def _stall(port: int) -> socket.socket:
     """A connection that promised 1000 body bytes and sent 10."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\n"
-                 b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: 1000\r\n\r\n" + b'{"instance')
+    sock.sendall(
+        b"POST /v1/models/half_plus_two:predict HTTP/1.1\r\n"
+        b"Host: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 1000\r\n\r\n" + b'{"instance'
+    )
     return sock
 
 

@@ -29,20 +29,28 @@ class Outcome:
     error: str = ""
 
 
-def post_slowly(server: Server, body: bytes, outcomes: list[Outcome], sent_half: threading.Event,
-                gate: threading.Event) -> None:
+def post_slowly(
+    server: Server,
+    body: bytes,
+    outcomes: list[Outcome],
+    sent_half: threading.Event,
+    gate: threading.Event,
+) -> None:
     """POST ``body`` in two halves: the second only once ``gate`` opens (after the signal)."""
+
     def chunks() -> Iterator[bytes]:
         yield body[: len(body) // 2]
         sent_half.set()
         gate.wait(60)
-        yield body[len(body) // 2:]
+        yield body[len(body) // 2 :]
 
     try:
         with httpx.Client(timeout=120) as client:
-            response = client.post(f"{server.rest}/v1/models/mlp:predict", content=chunks(),
-                                   headers={"Content-Type": "application/json",
-                                            "Content-Length": str(len(body))})
+            response = client.post(
+                f"{server.rest}/v1/models/mlp:predict",
+                content=chunks(),
+                headers={"Content-Type": "application/json", "Content-Length": str(len(body))},
+            )
         outcomes.append(Outcome(response.status_code, time.monotonic(), response.content))
     except httpx.HTTPError as exc:
         outcomes.append(Outcome(-1, time.monotonic(), b"", repr(exc)))
@@ -67,11 +75,18 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
     sig: signal.Signals, models_dir: Path, tmp_path: Path
 ) -> None:
     config = tmp_path / "models.config"
-    config.write_text(model_config([
-        ("mlp", str(models_dir / "mlp"), ""),
-        ("half_plus_two", str(models_dir / "half_plus_two"),
-         "model_version_policy { all { } }"),
-    ]))
+    config.write_text(
+        model_config(
+            [
+                ("mlp", str(models_dir / "mlp"), ""),
+                (
+                    "half_plus_two",
+                    str(models_dir / "half_plus_two"),
+                    "model_version_policy { all { } }",
+                ),
+            ]
+        )
+    )
     server = start_server([f"--model_config_file={config}"])
     try:
         inputs = np.random.default_rng(7).random((ROWS, 784), dtype=np.float32)
@@ -79,8 +94,12 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
         outcomes: list[Outcome] = []
         gate = threading.Event()
         halves = [threading.Event() for _ in range(CONCURRENT)]
-        senders = [threading.Thread(target=post_slowly, args=(server, body, outcomes, half, gate),
-                                    daemon=True) for half in halves]
+        senders = [
+            threading.Thread(
+                target=post_slowly, args=(server, body, outcomes, half, gate), daemon=True
+            )
+            for half in halves
+        ]
         for sender in senders:
             sender.start()
         for half in halves:  # every request is in flight: headers and half its body sent
@@ -99,7 +118,8 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
 
     assert len(outcomes) == CONCURRENT
     assert [(o.status, o.error) for o in outcomes] == [(200, "")] * CONCURRENT, [
-        o.body[:200] for o in outcomes]
+        o.body[:200] for o in outcomes
+    ]
     done = sorted(o.done_at for o in outcomes)
     assert done[0] > signalled_at, "a request finished before the signal: nothing was in flight"
     assert refused_at is not None, "new connections were still accepted"
@@ -122,8 +142,9 @@ def test_signal_finishes_in_flight_requests_then_unloads_and_exits_0(
 
 
 def test_idle_server_exits_0_promptly_on_sigterm(models_dir: Path) -> None:
-    server = start_server(["--model_name=hp", f"--model_base_path={models_dir / 'half_plus_two'}"],
-                          rest=False)
+    server = start_server(
+        ["--model_name=hp", f"--model_base_path={models_dir / 'half_plus_two'}"], rest=False
+    )
     assert server.process is not None
     started = time.monotonic()
     server.process.send_signal(signal.SIGTERM)

@@ -11,8 +11,9 @@ from tensorserve.service import tensors
 
 
 def test_rest_predict_half_plus_two(http: httpx.Client) -> None:
-    response = http.post("/v1/models/half_plus_two/versions/1:predict",
-                         json={"instances": [1.0, 2.0, 5.0]})
+    response = http.post(
+        "/v1/models/half_plus_two/versions/1:predict", json={"instances": [1.0, 2.0, 5.0]}
+    )
     assert response.status_code == 200, response.text
     assert response.json() == {"predictions": [2.5, 3.0, 4.5]}
 

@@ -80,8 +80,10 @@ def hp2_records() -> list[Record]:
     regress = regression_pb2.RegressionRequest(input=examples(2.0, 3.0, 5.0))
     regress.model_spec.signature_name = "regress_x_to_y"
     multi = inference_pb2.MultiInferenceRequest(input=examples(6.0, 7.0))
-    for signature, method in (("classify_x_to_y", "tensorflow/serving/classify"),
-                              ("regress_x_to_y", "tensorflow/serving/regress")):
+    for signature, method in (
+        ("classify_x_to_y", "tensorflow/serving/classify"),
+        ("regress_x_to_y", "tensorflow/serving/regress"),
+    ):
         task = multi.tasks.add()
         task.model_spec.name = "recorded"
         task.model_spec.signature_name = signature
@@ -96,8 +98,7 @@ def hp2_records() -> list[Record]:
 
 def mlp_records() -> list[Record]:
     """Two predict records: 1 row and 3 rows."""
-    return [predict_record({"input_example": np.full((n, 784), 0.25, np.float32)})
-            for n in (1, 3)]
+    return [predict_record({"input_example": np.full((n, 784), 0.25, np.float32)}) for n in (1, 3)]
 
 
 RUNS_PER_REPLAY = 5 + 2  # hp2_warm's 5 signature runs + mlp_warm's 2
@@ -143,7 +144,8 @@ def corrupted(version_dir: Path) -> Path:
 
 def unknown_input(version_dir: Path) -> Path:
     return write_records(
-        version_dir, serialized([predict_record({"nope": np.ones(2, np.float32)})]))
+        version_dir, serialized([predict_record({"nope": np.ones(2, np.float32)})])
+    )
 
 
 def good(version_dir: Path) -> Path:
@@ -151,20 +153,39 @@ def good(version_dir: Path) -> Path:
 
 
 # kind -> (writer, code, message check on (message, warm-up file path))
-FAILURES: dict[str, tuple[Callable[[Path], Path], grpc.StatusCode,
-                          Callable[[str, Path], bool]]] = {
-    "too_many": (too_many, grpc.StatusCode.INVALID_ARGUMENT, lambda m, p: m == (
-        f"Number of warmup records exceeds the maximum (1000) at {p}")),
-    "unparsable": (unparsable, grpc.StatusCode.INVALID_ARGUMENT, lambda m, p: m == (
-        f"Failed to parse warmup record: not a prediction log from {p}")),
-    "truncated": (truncated, grpc.StatusCode.DATA_LOSS, lambda m, p: m.endswith(HINT)
-                  and "truncated record at 0" in m),
+FAILURES: dict[str, tuple[Callable[[Path], Path], grpc.StatusCode, Callable[[str, Path], bool]]] = {
+    "too_many": (
+        too_many,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda m, p: m == (f"Number of warmup records exceeds the maximum (1000) at {p}"),
+    ),
+    "unparsable": (
+        unparsable,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda m, p: m == (f"Failed to parse warmup record: not a prediction log from {p}"),
+    ),
+    "truncated": (
+        truncated,
+        grpc.StatusCode.DATA_LOSS,
+        lambda m, p: m.endswith(HINT) and "truncated record at 0" in m,
+    ),
     # TF's reader names the payload offset (after the 12-byte length header).
-    "corrupted": (corrupted, grpc.StatusCode.DATA_LOSS,
-                  lambda m, p: m == f"corrupted record at 12{HINT}"),
-    "unknown_input": (unknown_input, grpc.StatusCode.INVALID_ARGUMENT, lambda m, p: m == (
-        "input size does not match signature: 1!=1 len({nope}) != len({x}). "
-        "Sent extra: {nope}. Missing but required: {x}.")),
+    "corrupted": (
+        corrupted,
+        grpc.StatusCode.DATA_LOSS,
+        lambda m, p: m == f"corrupted record at 12{HINT}",
+    ),
+    "unknown_input": (
+        unknown_input,
+        grpc.StatusCode.INVALID_ARGUMENT,
+        lambda m, p: (
+            m
+            == (
+                "input size does not match signature: 1!=1 len({nope}) != len({x}). "
+                "Sent extra: {nope}. Missing but required: {x}."
+            )
+        ),
+    ),
 }
 
 
@@ -193,14 +214,16 @@ def warm(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     config.write_text(model_config([(n, str(root / n), "") for n in names]))
     monitoring = root / "monitoring.config"
     monitoring.write_text(f'prometheus_config {{ enable: true path: "{METRICS}" }}')
-    srv = start_server([
-        f"--model_config_file={config}",
-        f"--monitoring_config_file={monitoring}",
-        "--enable_batching",
-        f"--num_request_iterations_for_warmup={ITERATIONS}",
-        "--max_num_load_retries=0",
-        "--file_system_poll_wait_seconds=1",
-    ])
+    srv = start_server(
+        [
+            f"--model_config_file={config}",
+            f"--monitoring_config_file={monitoring}",
+            "--enable_batching",
+            f"--num_request_iterations_for_warmup={ITERATIONS}",
+            "--max_num_load_retries=0",
+            "--file_system_poll_wait_seconds=1",
+        ]
+    )
     try:
         yield WarmServer(srv, root, httpx.get(srv.rest + METRICS, timeout=TIMEOUT).text)
     finally:
@@ -232,12 +255,18 @@ def status(models: model_service_pb2_grpc.ModelServiceStub, name: str) -> Status
     request.model_spec.name = name
     response = models.GetModelStatus(request, timeout=TIMEOUT)
     codes = {c.value[0]: c for c in grpc.StatusCode}
-    return {s.version: (s.state, codes[s.status.error_code], s.status.error_message)
-            for s in response.model_version_status}
+    return {
+        s.version: (s.state, codes[s.status.error_code], s.status.error_message)
+        for s in response.model_version_status
+    }
 
 
-def wait_for(models: model_service_pb2_grpc.ModelServiceStub, name: str,
-             done: Callable[[Status], bool], timeout: float = 60) -> Status:
+def wait_for(
+    models: model_service_pb2_grpc.ModelServiceStub,
+    name: str,
+    done: Callable[[Status], bool],
+    timeout: float = 60,
+) -> Status:
     deadline = time.monotonic() + timeout
     current = status(models, name)
     while not done(current) and time.monotonic() < deadline:
@@ -247,8 +276,9 @@ def wait_for(models: model_service_pb2_grpc.ModelServiceStub, name: str,
     return current
 
 
-def hp2_predict(stub: prediction_service_pb2_grpc.PredictionServiceStub, name: str,
-                xs: Sequence[float]) -> tuple[int, list[float]]:
+def hp2_predict(
+    stub: prediction_service_pb2_grpc.PredictionServiceStub, name: str, xs: Sequence[float]
+) -> tuple[int, list[float]]:
     request = predict_pb2.PredictRequest()
     request.model_spec.name = name
     request.inputs["x"].CopyFrom(tf.make_tensor_proto(np.asarray(xs, np.float32)))
@@ -267,13 +297,15 @@ def metric(page: str, name: str, **labels: str) -> float:
 
 
 def labels_of(page: str, name: str) -> list[dict[str, str]]:
-    return [s.labels for f in text_string_to_metric_families(page) for s in f.samples
-            if s.name == name]
+    return [
+        s.labels for f in text_string_to_metric_families(page) for s in f.samples if s.name == name
+    ]
 
 
 @pytest.fixture(scope="module")
-def failed(warm: WarmServer, models_dir: Path,
-           models: model_service_pb2_grpc.ModelServiceStub) -> dict[str, tuple[Path, Status]]:
+def failed(
+    warm: WarmServer, models_dir: Path, models: model_service_pb2_grpc.ModelServiceStub
+) -> dict[str, tuple[Path, Status]]:
     """Drop a version 2 with a broken warm-up file into every f_<kind>; wait for them."""
     for kind, (write, _, _) in FAILURES.items():
         staging = warm.root / "staging" / kind
@@ -281,8 +313,10 @@ def failed(warm: WarmServer, models_dir: Path,
         write(staging)
         staging.rename(warm.root / f"f_{kind}" / "2")  # appears complete, in one step
     return {
-        kind: (warm.root / f"f_{kind}" / "2" / WARMUP_FILE,
-               wait_for(models, f"f_{kind}", lambda s: 2 in s and s[2][0] == END))
+        kind: (
+            warm.root / f"f_{kind}" / "2" / WARMUP_FILE,
+            wait_for(models, f"f_{kind}", lambda s: 2 in s and s[2][0] == END),
+        )
         for kind in FAILURES
     }
 
@@ -321,24 +355,28 @@ def test_warmup_shows_in_metrics(warm: WarmServer) -> None:
     assert metric(page, records, model_path=str(warm.root / "mlp_warm" / "1"), status="OK") == 2
     # Versions without a warm-up file record nothing.
     assert {labels["model_path"] for labels in labels_of(page, name + "_count")} == {
-        str(warm.root / "hp2_warm" / "1"), str(warm.root / "mlp_warm" / "1")}
+        str(warm.root / "hp2_warm" / "1"),
+        str(warm.root / "mlp_warm" / "1"),
+    }
     lines = page.splitlines()
     assert f"# TYPE {name} histogram" in lines
-    assert (f'{name}_count{{model_path="{warm.root / "hp2_warm" / "1"}",status="OK"}} 1'
-            in lines)
+    assert f'{name}_count{{model_path="{warm.root / "hp2_warm" / "1"}",status="OK"}} 1' in lines
 
 
 def test_warmup_shows_in_logs(warm: WarmServer) -> None:
     logs = warm.server.logs()
     for model, count in (("hp2_warm", 4), ("mlp_warm", 2)):
         file = warm.root / model / "1" / WARMUP_FILE
-        assert (f"Finished reading warmup data for model at {file}. Number of warmup records "
-                f"read: {count}. Elapsed time (microseconds): ") in logs
+        assert (
+            f"Finished reading warmup data for model at {file}. Number of warmup records "
+            f"read: {count}. Elapsed time (microseconds): "
+        ) in logs
 
 
 @pytest.mark.parametrize("kind", list(FAILURES))
 def test_failed_warmup_fails_the_new_version_and_the_old_one_keeps_serving(
-    kind: str, failed: dict[str, tuple[Path, Status]],
+    kind: str,
+    failed: dict[str, tuple[Path, Status]],
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     _, code, check = FAILURES[kind]
@@ -351,8 +389,9 @@ def test_failed_warmup_fails_the_new_version_and_the_old_one_keeps_serving(
     assert hp2_predict(stub, f"f_{kind}", [2.0]) == (1, [3.0])
 
 
-def test_failed_warmup_shows_over_rest(warm: WarmServer,
-                                       failed: dict[str, tuple[Path, Status]]) -> None:
+def test_failed_warmup_shows_over_rest(
+    warm: WarmServer, failed: dict[str, tuple[Path, Status]]
+) -> None:
     response = httpx.get(f"{warm.server.rest}/v1/models/f_truncated", timeout=TIMEOUT)
     assert response.status_code == 200
     [v2, v1] = response.json()["model_version_status"]
@@ -361,8 +400,9 @@ def test_failed_warmup_shows_over_rest(warm: WarmServer,
     assert (v1["version"], v1["state"], v1["status"]["error_code"]) == ("1", "AVAILABLE", "OK")
 
 
-def test_failed_warmup_shows_in_metrics_and_logs(warm: WarmServer,
-                                                 failed: dict[str, tuple[Path, Status]]) -> None:
+def test_failed_warmup_shows_in_metrics_and_logs(
+    warm: WarmServer, failed: dict[str, tuple[Path, Status]]
+) -> None:
     page = httpx.get(warm.server.rest + METRICS, timeout=TIMEOUT).text
     name = ":tensorflow:serving:model_warmup_latency_count"
     for kind in ("truncated", "corrupted"):  # read errors: TF records them with their status
@@ -376,7 +416,9 @@ def test_failed_warmup_shows_in_metrics_and_logs(warm: WarmServer,
 
 
 def test_a_good_new_version_replaces_the_old_one_after_failures(
-    warm: WarmServer, models_dir: Path, failed: dict[str, tuple[Path, Status]],
+    warm: WarmServer,
+    models_dir: Path,
+    failed: dict[str, tuple[Path, Status]],
     models: model_service_pb2_grpc.ModelServiceStub,
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
@@ -384,12 +426,15 @@ def test_a_good_new_version_replaces_the_old_one_after_failures(
     shutil.copytree(models_dir / "half_plus_two" / "2", staging)
     good(staging)
     staging.rename(warm.root / "f_unknown_input" / "3")
-    versions = wait_for(models, "f_unknown_input",
-                        lambda s: s.get(3, (0,))[0] == AVAILABLE and s[1][0] == END)
+    versions = wait_for(
+        models, "f_unknown_input", lambda s: s.get(3, (0,))[0] == AVAILABLE and s[1][0] == END
+    )
     assert versions[3] == (AVAILABLE, grpc.StatusCode.OK, "")
     assert versions[2][:2] == (END, grpc.StatusCode.INVALID_ARGUMENT)
     assert hp2_predict(stub, "f_unknown_input", [2.0]) == (3, [4.0])
     page = httpx.get(warm.server.rest + METRICS, timeout=TIMEOUT).text
     path = str(warm.root / "f_unknown_input" / "3")
-    assert metric(page, ":tensorflow:serving:model_warmup_latency_count",
-                  model_path=path, status="OK") == 1
+    assert (
+        metric(page, ":tensorflow:serving:model_warmup_latency_count", model_path=path, status="OK")
+        == 1
+    )

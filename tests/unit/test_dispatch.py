@@ -26,8 +26,13 @@ class RecordingServable:
         self.gate = threading.Event()
         self.gate.set()
 
-    def run(self, signature: str, inputs: Mapping[str, np.ndarray], output_keys: Sequence[str],
-            timeout_s: float | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_keys: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> dict[str, np.ndarray]:
         self.threads.append(threading.get_ident())
         self.gate.wait(5)
         return {"y": inputs["x"] * 2}
@@ -77,10 +82,12 @@ def test_first_call_uses_the_pool_then_a_fast_lone_call_runs_inline() -> None:
     assert held == [0]
 
 
-@pytest.mark.parametrize("budget, inline_ok, rows", [(0.0, True, 1), (1e6, False, 1),
-                                                     (1e6, True, 40_000)])
-def test_never_inline_when_slow_batching_or_large(budget: float, inline_ok: bool,
-                                                  rows: int) -> None:
+@pytest.mark.parametrize(
+    "budget, inline_ok, rows", [(0.0, True, 1), (1e6, False, 1), (1e6, True, 40_000)]
+)
+def test_never_inline_when_slow_batching_or_large(
+    budget: float, inline_ok: bool, rows: int
+) -> None:
     servable, held = RecordingServable(inline_ok), [0]
     loop_thread = threading.get_ident()
     inputs = {"x": np.ones((rows, 4), np.float32)}

@@ -63,18 +63,31 @@ def model(name: str, base: Path, policy: VersionPolicy | None = None) -> ModelCo
     return ModelConfig(name=name, base_path=str(base), policy=policy or VersionPolicy())
 
 
-def source(recorder: Recorder, *, stable: bool = False, clock: Clock | None = None
-           ) -> FileSystemSource:
+def source(
+    recorder: Recorder, *, stable: bool = False, clock: Clock | None = None
+) -> FileSystemSource:
     """A source; ``stable=False`` turns the half-written check off (the checks of
     everything else do not depend on file times)."""
-    return FileSystemSource(local, recorder, settle_s=SETTLE_S, require_stable=stable,
-                            wall_clock=clock or time.time)
+    return FileSystemSource(
+        local, recorder, settle_s=SETTLE_S, require_stable=stable, wall_clock=clock or time.time
+    )
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("1", 1), ("00000123", 123), ("0", 0), ("9007199254740993", 9007199254740993),
-    ("v1", None), ("0.1", None), ("1a", None), ("", None), ("-3", None), (" 1", None),
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("1", 1),
+        ("00000123", 123),
+        ("0", 0),
+        ("9007199254740993", 9007199254740993),
+        ("v1", None),
+        ("0.1", None),
+        ("1a", None),
+        ("", None),
+        ("-3", None),
+        (" 1", None),
+    ],
+)
 def test_parse_version(name: str, expected: int | None) -> None:
     assert parse_version(name) == expected
 
@@ -91,8 +104,9 @@ def test_only_integer_folders_are_versions(tmp_path: Path) -> None:
     assert rec.calls == [("m", {123: str(tmp_path / "00000123")})]
 
 
-def test_duplicate_version_numbers_report_one_folder(tmp_path: Path,
-                                                     caplog: pytest.LogCaptureFixture) -> None:
+def test_duplicate_version_numbers_report_one_folder(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     make_version(tmp_path, "1")
     make_version(tmp_path, "001")
     rec = Recorder()
@@ -106,14 +120,17 @@ def test_duplicate_version_numbers_report_one_folder(tmp_path: Path,
     assert any("both name version 1" in r.getMessage() for r in caplog.records)
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    (VersionPolicy(), [5]),
-    (VersionPolicy("latest", num_versions=2), [5, 3]),
-    (VersionPolicy("latest", num_versions=10), [5, 3, 2, 1]),
-    (VersionPolicy("all"), [5, 3, 2, 1]),
-    (VersionPolicy("specific", versions=(1, 3, 7)), [3, 1]),
-    (VersionPolicy("specific", versions=(7,)), []),
-])
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        (VersionPolicy(), [5]),
+        (VersionPolicy("latest", num_versions=2), [5, 3]),
+        (VersionPolicy("latest", num_versions=10), [5, 3, 2, 1]),
+        (VersionPolicy("all"), [5, 3, 2, 1]),
+        (VersionPolicy("specific", versions=(1, 3, 7)), [3, 1]),
+        (VersionPolicy("specific", versions=(7,)), []),
+    ],
+)
 def test_version_policies(tmp_path: Path, policy: VersionPolicy, expected: list[int]) -> None:
     for version in (1, 2, 3, 5):
         make_version(tmp_path, str(version))

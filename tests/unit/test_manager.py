@@ -187,7 +187,10 @@ def test_no_retries_means_one_attempt() -> None:
     assert loader.loads == 1
     status = rig.monitor.versions("m")[0]
     assert (status.state, status.error_code, status.error_message) == (
-        S.END, Code.UNKNOWN, "load of m:1 failed")
+        S.END,
+        Code.UNKNOWN,
+        "load of m:1 failed",
+    )
 
 
 def test_load_succeeding_on_a_retry_becomes_available_without_error() -> None:
@@ -208,7 +211,10 @@ def test_non_serving_exception_becomes_unknown_with_its_message() -> None:
     rig.steps()
     status = rig.monitor.versions("m")[0]
     assert (status.state, status.error_code, status.error_message) == (
-        S.END, Code.UNKNOWN, "disk on fire")
+        S.END,
+        Code.UNKNOWN,
+        "disk on fire",
+    )
 
 
 def test_exception_without_message_is_named_by_its_type() -> None:
@@ -400,8 +406,16 @@ def test_version_aspired_again_while_unloading_is_loaded_again() -> None:
     assert rig.states() == [(1, S.AVAILABLE)]
     assert rig.latest() == 1
     assert again.loads == 1
-    assert rig.history() == [S.START, S.LOADING, S.AVAILABLE, S.UNLOADING, S.END,
-                             S.START, S.LOADING, S.AVAILABLE]
+    assert rig.history() == [
+        S.START,
+        S.LOADING,
+        S.AVAILABLE,
+        S.UNLOADING,
+        S.END,
+        S.START,
+        S.LOADING,
+        S.AVAILABLE,
+    ]
 
 
 def test_failed_version_aspired_again_after_being_dropped_is_retried() -> None:

@@ -24,8 +24,12 @@ def config_text(*entries: str) -> str:
     return "model_config_list {\n" + "".join(f"  config {{ {e} }}\n" for e in entries) + "}\n"
 
 
-def entry(name: str = "m", base_path: str = "/models/m", extra: str = "",
-          platform: str | None = "tensorflow") -> str:
+def entry(
+    name: str = "m",
+    base_path: str = "/models/m",
+    extra: str = "",
+    platform: str | None = "tensorflow",
+) -> str:
     text = f'name: "{name}" base_path: "{base_path}" '
     if platform is not None:
         text += f'model_platform: "{platform}" '
@@ -48,8 +52,12 @@ def refused(text: str) -> str:
 # ---- the good shapes ----------------------------------------------------------------------
 def test_minimal_model_gets_the_defaults() -> None:
     config = parse_one()
-    assert config == ModelConfig(name="m", base_path="/models/m", platform="tensorflow",
-                                 policy=VersionPolicy("latest", 1, ()))
+    assert config == ModelConfig(
+        name="m",
+        base_path="/models/m",
+        platform="tensorflow",
+        policy=VersionPolicy("latest", 1, ()),
+    )
     assert dict(config.labels) == {}
     assert config.logging_config == b""
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -61,15 +69,20 @@ def test_several_models_keep_their_order() -> None:
     assert [(c.name, c.base_path) for c in configs] == [("b", "/b"), ("a", "gs://bkt/a")]
 
 
-@pytest.mark.parametrize(("extra", "policy"), [
-    ("", VersionPolicy("latest", 1)),
-    ("model_version_policy { latest { } }", VersionPolicy("latest", 1)),
-    ("model_version_policy { latest { num_versions: 0 } }", VersionPolicy("latest", 1)),
-    ("model_version_policy { latest { num_versions: 3 } }", VersionPolicy("latest", 3)),
-    ("model_version_policy { all { } }", VersionPolicy("all")),
-    ("model_version_policy { specific { versions: 42 versions: 43 } }",
-     VersionPolicy("specific", versions=(42, 43))),
-])
+@pytest.mark.parametrize(
+    ("extra", "policy"),
+    [
+        ("", VersionPolicy("latest", 1)),
+        ("model_version_policy { latest { } }", VersionPolicy("latest", 1)),
+        ("model_version_policy { latest { num_versions: 0 } }", VersionPolicy("latest", 1)),
+        ("model_version_policy { latest { num_versions: 3 } }", VersionPolicy("latest", 3)),
+        ("model_version_policy { all { } }", VersionPolicy("all")),
+        (
+            "model_version_policy { specific { versions: 42 versions: 43 } }",
+            VersionPolicy("specific", versions=(42, 43)),
+        ),
+    ],
+)
 def test_version_policies(extra: str, policy: VersionPolicy) -> None:
     assert parse_one(extra).policy == policy
 
@@ -81,19 +94,24 @@ def test_specific_policy_without_versions_is_refused() -> None:
 
 
 def test_version_labels() -> None:
-    config = parse_one('version_labels { key: "stable" value: 42 } '
-                       'version_labels { key: "canary" value: 43 } '
-                       'version_labels { key: "also_stable" value: 42 }')
+    config = parse_one(
+        'version_labels { key: "stable" value: 42 } '
+        'version_labels { key: "canary" value: 43 } '
+        'version_labels { key: "also_stable" value: 42 }'
+    )
     assert dict(config.labels) == {"stable": 42, "canary": 43, "also_stable": 42}
     with pytest.raises(TypeError):
         config.labels["x"] = 1  # type: ignore[index]
 
 
-@pytest.mark.parametrize(("label", "value", "problem"), [
-    ("", 1, "bad version label ''"),
-    ("a/b", 1, "bad version label 'a/b'"),
-    ("stable", -1, "label 'stable' points at version -1"),
-])
+@pytest.mark.parametrize(
+    ("label", "value", "problem"),
+    [
+        ("", 1, "bad version label ''"),
+        ("a/b", 1, "bad version label 'a/b'"),
+        ("stable", -1, "label 'stable' points at version -1"),
+    ],
+)
 def test_bad_version_labels(label: str, value: int, problem: str) -> None:
     label_entry = f'version_labels {{ key: "{label}" value: {value} }}'
     message = refused(config_text(entry(extra=label_entry)))
@@ -102,7 +120,8 @@ def test_bad_version_labels(label: str, value: int, problem: str) -> None:
 
 def test_deprecated_model_type_alone_is_accepted() -> None:
     (config,) = parse_model_server_config(
-        config_text(entry(platform=None, extra="model_type: TENSORFLOW")))
+        config_text(entry(platform=None, extra="model_type: TENSORFLOW"))
+    )
     assert config.platform == "tensorflow"
 
 
@@ -112,8 +131,10 @@ def test_empty_config_means_no_models() -> None:
 
 
 def test_valid_logging_config_is_kept() -> None:
-    config = parse_one('logging_config { log_collector_config { filename_prefix: "/tmp/log/m" } '
-                       "sampling_config { sampling_rate: 0.5 } }")
+    config = parse_one(
+        'logging_config { log_collector_config { filename_prefix: "/tmp/log/m" } '
+        "sampling_config { sampling_rate: 0.5 } }"
+    )
     assert config.logging_config != b""
 
 
@@ -129,7 +150,8 @@ def test_from_proto_is_the_same_validation() -> None:
 
 def test_single_model_mode() -> None:
     assert single_model_config("default", "/models/x") == (
-        ModelConfig(name="default", base_path="/models/x"),)
+        ModelConfig(name="default", base_path="/models/x"),
+    )
     with pytest.raises(ModelConfigError, match=r"--model_base_path.*must be an absolute path"):
         single_model_config("default", "models/x")
     with pytest.raises(ModelConfigError, match="base_path is empty"):
@@ -137,40 +159,64 @@ def test_single_model_mode() -> None:
 
 
 # ---- every refusal, with a message naming the problem -----------------------------------------
-@pytest.mark.parametrize(("text", "problem"), [
-    (config_text(entry("a", "/a"), entry("b", "/b"), entry("a", "/c")),
-     "Illegal to list model a multiple times in config list"),
-    (config_text(entry(platform=None)), 'model_platform is required ("tensorflow")'),
-    (config_text(entry(platform="pytorch")),
-     "model_platform 'pytorch' is not supported; the only platform is 'tensorflow'"),
-    (config_text(entry(base_path="models/m")),
-     "base_path 'models/m' must be an absolute path or a URI"),
-    (config_text(entry(base_path="")), "base_path is empty"),
-    (config_text(entry(name="")), "model name is empty"),
-    (config_text(entry(name="a/b")), "model name must not contain '/' or ':'"),
-    (config_text(entry(extra="model_type: TENSORFLOW")),
-     "set model_platform or model_type, not both"),
-    (config_text(entry(platform=None, extra="model_type: OTHER")), "unsupported model_type 2"),
-    ("custom_model_config { }", "custom_model_config is not supported"),
-    (config_text(entry(extra="logging_config { custom_logging_config { } }")),
-     "logging_config: logging_config.custom_logging_config is not supported"),
-    (config_text(entry(extra='logging_config { log_collector_config { filename_prefix: "/t" } '
-                             "sampling_config { sampling_rate: 2 } }")),
-     "sampling_rate must be in [0, 1], got 2.0"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            config_text(entry("a", "/a"), entry("b", "/b"), entry("a", "/c")),
+            "Illegal to list model a multiple times in config list",
+        ),
+        (config_text(entry(platform=None)), 'model_platform is required ("tensorflow")'),
+        (
+            config_text(entry(platform="pytorch")),
+            "model_platform 'pytorch' is not supported; the only platform is 'tensorflow'",
+        ),
+        (
+            config_text(entry(base_path="models/m")),
+            "base_path 'models/m' must be an absolute path or a URI",
+        ),
+        (config_text(entry(base_path="")), "base_path is empty"),
+        (config_text(entry(name="")), "model name is empty"),
+        (config_text(entry(name="a/b")), "model name must not contain '/' or ':'"),
+        (
+            config_text(entry(extra="model_type: TENSORFLOW")),
+            "set model_platform or model_type, not both",
+        ),
+        (config_text(entry(platform=None, extra="model_type: OTHER")), "unsupported model_type 2"),
+        ("custom_model_config { }", "custom_model_config is not supported"),
+        (
+            config_text(entry(extra="logging_config { custom_logging_config { } }")),
+            "logging_config: logging_config.custom_logging_config is not supported",
+        ),
+        (
+            config_text(
+                entry(
+                    extra='logging_config { log_collector_config { filename_prefix: "/t" } '
+                    "sampling_config { sampling_rate: 2 } }"
+                )
+            ),
+            "sampling_rate must be in [0, 1], got 2.0",
+        ),
+    ],
+)
 def test_validation_errors(text: str, problem: str) -> None:
     message = refused(text)
     assert message.startswith("Invalid model config")
     assert problem in message
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    ("model_config_list { config { name: 3 } }", "1:36 : "),
-    ("model_config_list { config { nmae: \"m\" } }", 'has no field named "nmae"'),
-    ("model_config_list { config { name: \"m\" }", "Expected"),
-    ("model_config_list { config { model_version_policy { latest { num_versions: -1 } } } }",
-     "num_versions"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("model_config_list { config { name: 3 } }", "1:36 : "),
+        ('model_config_list { config { nmae: "m" } }', 'has no field named "nmae"'),
+        ('model_config_list { config { name: "m" }', "Expected"),
+        (
+            "model_config_list { config { model_version_policy { latest { num_versions: -1 } } } }",
+            "num_versions",
+        ),
+    ],
+)
 def test_bad_text_proto(text: str, problem: str) -> None:
     message = refused(text)
     assert message.startswith("Invalid model config: not a valid ModelServerConfig text proto: ")
@@ -214,8 +260,11 @@ def test_tf_serving_good_model_config(tmp_path: Path) -> None:
     text = source.read_text()
     assert "${TEST_HALF_PLUS_TWO_DIR}" in text and "${TEST_HALF_PLUS_THREE_DIR}" in text
     path = tmp_path / "good_model_config.txt"
-    path.write_text(text.replace("${TEST_HALF_PLUS_TWO_DIR}", str(two))
-                        .replace("${TEST_HALF_PLUS_THREE_DIR}", str(three)))
+    path.write_text(
+        text.replace("${TEST_HALF_PLUS_TWO_DIR}", str(two)).replace(
+            "${TEST_HALF_PLUS_THREE_DIR}", str(three)
+        )
+    )
     assert load_model_config_file(str(path)) == (
         ModelConfig(name="half_plus_two", base_path=str(two)),
         ModelConfig(name="half_plus_three", base_path=str(three)),
@@ -231,13 +280,16 @@ def test_placeholders_left_in_are_relative_paths(tmp_path: Path) -> None:
 
 
 # ---- VersionPolicy.select -----------------------------------------------------------------
-@pytest.mark.parametrize(("policy", "found", "expected"), [
-    (VersionPolicy(), [3, 1, 2], (3,)),
-    (VersionPolicy("latest", 2), [1, 10, 2], (10, 2)),
-    (VersionPolicy("latest", 5), [1, 2], (2, 1)),
-    (VersionPolicy("all"), [2, 1, 2], (2, 1)),
-    (VersionPolicy("specific", versions=(2, 9)), [1, 2, 3], (2,)),
-    (VersionPolicy(), [], ()),
-])
+@pytest.mark.parametrize(
+    ("policy", "found", "expected"),
+    [
+        (VersionPolicy(), [3, 1, 2], (3,)),
+        (VersionPolicy("latest", 2), [1, 10, 2], (10, 2)),
+        (VersionPolicy("latest", 5), [1, 2], (2, 1)),
+        (VersionPolicy("all"), [2, 1, 2], (2, 1)),
+        (VersionPolicy("specific", versions=(2, 9)), [1, 2, 3], (2,)),
+        (VersionPolicy(), [], ()),
+    ],
+)
 def test_select(policy: VersionPolicy, found: list[int], expected: tuple[int, ...]) -> None:
     assert policy.select(found) == expected

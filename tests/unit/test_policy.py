@@ -29,33 +29,55 @@ Row = tuple[str, list[VersionSnapshot], Action | None]
 AVAILABILITY: list[Row] = [
     ("empty stream", [], None),
     ("one new aspired loads", [snap(1, H.NEW, True)], Action("load", 1)),
-    ("highest new loads first", [snap(1, H.NEW, True), snap(3, H.NEW, True), snap(2, H.NEW, True)],
-     Action("load", 3)),
+    (
+        "highest new loads first",
+        [snap(1, H.NEW, True), snap(3, H.NEW, True), snap(2, H.NEW, True)],
+        Action("load", 3),
+    ),
     ("nothing to do when ready", [snap(1, H.READY, True)], None),
     # The swap: new aspired version loads while the un-aspired one keeps serving.
     ("swap loads new first", [snap(1, H.READY, False), snap(2, H.NEW, True)], Action("load", 2)),
     ("swap waits while new loads", [snap(1, H.READY, False), snap(2, H.LOADING, True)], None),
-    ("swap unloads old once new ready", [snap(1, H.READY, False), snap(2, H.READY, True)],
-     Action("unload", 1)),
+    (
+        "swap unloads old once new ready",
+        [snap(1, H.READY, False), snap(2, H.READY, True)],
+        Action("unload", 1),
+    ),
     # Unload rule: an aspired version READY, or nothing aspired, or >= 2 un-aspired READY.
     ("nothing aspired: unload", [snap(1, H.READY, False)], Action("unload", 1)),
-    ("nothing aspired: lowest first", [snap(2, H.READY, False), snap(1, H.READY, False)],
-     Action("unload", 1)),
-    ("two stale ready, new aspired pending: unload lowest",
-     [snap(1, H.READY, False), snap(2, H.READY, False), snap(3, H.NEW, True)],
-     Action("unload", 1)),
-    ("one stale ready, aspired only failed: keep serving",
-     [snap(1, H.READY, False), snap(2, H.ERROR, True)], None),
-    ("one stale ready, aspired waits for retry: keep serving",
-     [snap(1, H.READY, False), snap(2, H.NEW, True, retry_at=NOW + 5)], None),
-    ("stale ready with another aspired ready: unload",
-     [snap(1, H.READY, False), snap(2, H.READY, True), snap(3, H.NEW, True)],
-     Action("unload", 1)),
+    (
+        "nothing aspired: lowest first",
+        [snap(2, H.READY, False), snap(1, H.READY, False)],
+        Action("unload", 1),
+    ),
+    (
+        "two stale ready, new aspired pending: unload lowest",
+        [snap(1, H.READY, False), snap(2, H.READY, False), snap(3, H.NEW, True)],
+        Action("unload", 1),
+    ),
+    (
+        "one stale ready, aspired only failed: keep serving",
+        [snap(1, H.READY, False), snap(2, H.ERROR, True)],
+        None,
+    ),
+    (
+        "one stale ready, aspired waits for retry: keep serving",
+        [snap(1, H.READY, False), snap(2, H.NEW, True, retry_at=NOW + 5)],
+        None,
+    ),
+    (
+        "stale ready with another aspired ready: unload",
+        [snap(1, H.READY, False), snap(2, H.READY, True), snap(3, H.NEW, True)],
+        Action("unload", 1),
+    ),
     # retry_at: a NEW version waits for its retry time; a lower one may go meanwhile.
     ("retry not due", [snap(2, H.NEW, True, retry_at=NOW + 0.001)], None),
     ("retry due exactly now", [snap(2, H.NEW, True, retry_at=NOW)], Action("load", 2)),
-    ("retry due: lower waits", [snap(3, H.NEW, True, retry_at=NOW + 1), snap(2, H.NEW, True)],
-     Action("load", 2)),
+    (
+        "retry due: lower waits",
+        [snap(3, H.NEW, True, retry_at=NOW + 1), snap(2, H.NEW, True)],
+        Action("load", 2),
+    ),
     # Un-aspired NEW / failed / disabled versions never load.
     ("un-aspired new never loads", [snap(1, H.NEW, False)], None),
     ("aspired error never reloads", [snap(1, H.ERROR, True)], None),
@@ -63,24 +85,42 @@ AVAILABILITY: list[Row] = [
     # One transition per stream: anything in flight blocks every other action.
     ("loading blocks load", [snap(1, H.LOADING, True), snap(2, H.NEW, True)], None),
     ("quiescing blocks load", [snap(1, H.QUIESCING, False), snap(2, H.NEW, True)], None),
-    ("unloading blocks unload",
-     [snap(1, H.UNLOADING, False), snap(2, H.READY, False), snap(3, H.READY, True)], None),
-    ("loading blocks unload",
-     [snap(1, H.READY, False), snap(2, H.READY, True), snap(3, H.LOADING, True)], None),
+    (
+        "unloading blocks unload",
+        [snap(1, H.UNLOADING, False), snap(2, H.READY, False), snap(3, H.READY, True)],
+        None,
+    ),
+    (
+        "loading blocks unload",
+        [snap(1, H.READY, False), snap(2, H.READY, True), snap(3, H.LOADING, True)],
+        None,
+    ),
 ]
 
 RESOURCE: list[Row] = [
     ("empty stream", [], None),
     ("one new aspired loads", [snap(1, H.NEW, True)], Action("load", 1)),
     ("highest new loads first", [snap(2, H.NEW, True), snap(5, H.NEW, True)], Action("load", 5)),
-    ("swap unloads old first", [snap(1, H.READY, False), snap(2, H.NEW, True)],
-     Action("unload", 1)),
-    ("lowest stale first", [snap(3, H.READY, False), snap(2, H.READY, False), snap(4, H.NEW, True)],
-     Action("unload", 2)),
-    ("stale ready even when aspired failed", [snap(1, H.READY, False), snap(2, H.ERROR, True)],
-     Action("unload", 1)),
-    ("loads once old is gone", [snap(1, H.DISABLED, False), snap(2, H.NEW, True)],
-     Action("load", 2)),
+    (
+        "swap unloads old first",
+        [snap(1, H.READY, False), snap(2, H.NEW, True)],
+        Action("unload", 1),
+    ),
+    (
+        "lowest stale first",
+        [snap(3, H.READY, False), snap(2, H.READY, False), snap(4, H.NEW, True)],
+        Action("unload", 2),
+    ),
+    (
+        "stale ready even when aspired failed",
+        [snap(1, H.READY, False), snap(2, H.ERROR, True)],
+        Action("unload", 1),
+    ),
+    (
+        "loads once old is gone",
+        [snap(1, H.DISABLED, False), snap(2, H.NEW, True)],
+        Action("load", 2),
+    ),
     ("waits while old unloads", [snap(1, H.UNLOADING, False), snap(2, H.NEW, True)], None),
     ("waits while old quiesces", [snap(1, H.QUIESCING, False), snap(2, H.NEW, True)], None),
     ("retry not due", [snap(2, H.NEW, True, retry_at=NOW + 1)], None),
@@ -90,14 +130,16 @@ RESOURCE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(("snaps", "expected"), [r[1:] for r in AVAILABILITY],
-                         ids=[r[0] for r in AVAILABILITY])
+@pytest.mark.parametrize(
+    ("snaps", "expected"), [r[1:] for r in AVAILABILITY], ids=[r[0] for r in AVAILABILITY]
+)
 def test_availability_preserving(snaps: list[VersionSnapshot], expected: Action | None) -> None:
     assert availability_preserving(snaps, NOW) == expected
 
 
-@pytest.mark.parametrize(("snaps", "expected"), [r[1:] for r in RESOURCE],
-                         ids=[r[0] for r in RESOURCE])
+@pytest.mark.parametrize(
+    ("snaps", "expected"), [r[1:] for r in RESOURCE], ids=[r[0] for r in RESOURCE]
+)
 def test_resource_preserving(snaps: list[VersionSnapshot], expected: Action | None) -> None:
     assert resource_preserving(snaps, NOW) == expected
 

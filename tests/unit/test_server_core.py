@@ -19,8 +19,10 @@ from tensorserve.errors import Code, FailedPrecondition, InvalidArgument, NotFou
 from tests.fakes import FakeLoader, InlineExecutor
 
 S = ManagerState
-LABEL_ERROR = ("Request to assign label to version {v} of model {m}, which is not currently"
-               " available for inference")
+LABEL_ERROR = (
+    "Request to assign label to version {v} of model {m}, which is not currently"
+    " available for inference"
+)
 
 
 class FakeSource:
@@ -69,8 +71,9 @@ class Loaders:
 
 
 class GatedLoader(FakeLoader):
-    def __init__(self, gate: threading.Event | None, name: str, version: int,
-                 fail_times: int = 0) -> None:
+    def __init__(
+        self, gate: threading.Event | None, name: str, version: int, fail_times: int = 0
+    ) -> None:
         super().__init__(name, version, fail_times=fail_times)
         self.gate = gate
 
@@ -83,19 +86,23 @@ class GatedLoader(FakeLoader):
 class Rig:
     def __init__(self, allow_unavailable_labels: bool = False) -> None:
         self.monitor = ServableStateMonitor()
-        self.manager = AspiredVersionsManager(self.monitor, InlineExecutor(), InlineExecutor(),
-                                              max_load_retries=0)
+        self.manager = AspiredVersionsManager(
+            self.monitor, InlineExecutor(), InlineExecutor(), max_load_retries=0
+        )
         self.loaders = Loaders()
-        self.core = ServerCore(self.manager, self.monitor, self.loaders,
-                               allow_labels_for_unavailable=allow_unavailable_labels)
+        self.core = ServerCore(
+            self.manager,
+            self.monitor,
+            self.loaders,
+            allow_labels_for_unavailable=allow_unavailable_labels,
+        )
         self.source = FakeSource(self.core)
         self.core.attach_source(self.source)
 
     def apply(self, *configs: ModelConfig) -> None:
         self.core.apply_config(configs, wait_timeout_s=5)
 
-    def version_of(self, name: str, *, version: int | None = None, label: str | None = None
-                   ) -> int:
+    def version_of(self, name: str, *, version: int | None = None, label: str | None = None) -> int:
         with self.core.acquire(ServableRequest(name, version, label)) as handle:
             return handle.id.version
 
@@ -103,11 +110,15 @@ class Rig:
         return [(s.version, s.state) for s in self.core.model_status(name, None)]
 
 
-def cfg(name: str = "m", labels: Mapping[str, int] | None = None,
-        policy: VersionPolicy | None = None) -> ModelConfig:
-    return ModelConfig(name=name, base_path=f"/models/{name}",
-                       policy=policy or VersionPolicy("all"),
-                       labels=MappingProxyType(dict(labels or {})))
+def cfg(
+    name: str = "m", labels: Mapping[str, int] | None = None, policy: VersionPolicy | None = None
+) -> ModelConfig:
+    return ModelConfig(
+        name=name,
+        base_path=f"/models/{name}",
+        policy=policy or VersionPolicy("all"),
+        labels=MappingProxyType(dict(labels or {})),
+    )
 
 
 @pytest.fixture
@@ -213,7 +224,10 @@ def test_apply_config_reports_failed_models_and_serves_the_others(rig: Rig) -> N
     assert rig.version_of("good") == 2
     status = rig.core.model_status("bad", None)[0]
     assert (status.state, status.error_code, status.error_message) == (
-        S.END, Code.UNKNOWN, "load of bad:1 failed")
+        S.END,
+        Code.UNKNOWN,
+        "load of bad:1 failed",
+    )
 
 
 def test_apply_config_only_reports_newly_added_models(rig: Rig) -> None:
