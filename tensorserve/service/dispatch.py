@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any
@@ -35,7 +36,10 @@ class Dispatcher:
         self._executor = executor
         self._budget = inline_budget_us
         self._busy = 0
-        self._cost_us: dict[tuple[int, str], float] = {}
+        # servable -> signature -> EWMA of run time; entries go with the unloaded servable
+        self._cost_us: weakref.WeakKeyDictionary[Any, dict[str, float]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     async def run(
         self,
@@ -46,14 +50,13 @@ class Dispatcher:
         timeout_s: float | None,
     ) -> dict[str, np.ndarray]:
         """The outputs; the servable stays held until the computation really ends."""
-        key = (id(handle.servable), signature)
-        if self._inline(handle.servable, key, inputs):
-            return self._timed(key, handle.servable, signature, inputs, keys, None)
+        if self._inline(handle.servable, signature, inputs):
+            return self._timed(handle.servable, signature, inputs, keys, None)
         hold = handle.retain()  # kept until the computation ends, even if the call is cancelled
         self._busy += 1
         try:
             future = self._executor.submit(
-                self._timed, key, handle.servable, signature, inputs, keys, timeout_s
+                self._timed, handle.servable, signature, inputs, keys, timeout_s
             )
         except BaseException:
             self._busy -= 1
@@ -69,17 +72,16 @@ class Dispatcher:
             self._busy -= 1
         return outputs
 
-    def _inline(self, servable: Any, key: tuple[int, str], inputs: Mapping[str, Any]) -> bool:
+    def _inline(self, servable: Any, signature: str, inputs: Mapping[str, Any]) -> bool:
         if self._busy or not getattr(servable, "inline_ok", False):
             return False
-        cost = self._cost_us.get(key)
+        cost = self._cost_us.get(servable, {}).get(signature)
         if cost is None or cost > self._budget:
             return False
         return bool(sum(v.nbytes for v in inputs.values()) <= _SMALL_INPUT_BYTES)
 
     def _timed(
         self,
-        key: tuple[int, str],
         servable: Any,
         signature: str,
         inputs: Mapping[str, np.ndarray],
@@ -89,12 +91,7 @@ class Dispatcher:
         start = time.perf_counter()
         outputs: dict[str, np.ndarray] = servable.run(signature, inputs, keys, timeout_s)
         elapsed = (time.perf_counter() - start) * 1e6
-        previous = self._cost_us.get(key, elapsed)
-        self._cost_us[key] = previous + _EWMA_WEIGHT * (elapsed - previous)
+        costs = self._cost_us.setdefault(servable, {})
+        previous = costs.get(signature, elapsed)
+        costs[signature] = previous + _EWMA_WEIGHT * (elapsed - previous)
         return outputs
-
-    def forget(self, servable: Any) -> None:
-        """Drop the cost estimates of an unloaded servable (ids can be reused)."""
-        sid = id(servable)
-        for key in [k for k in self._cost_us if k[0] == sid]:
-            del self._cost_us[key]
