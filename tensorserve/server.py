@@ -33,6 +33,7 @@ from tensorserve.config import monitoring, protos
 from tensorserve.config.model_config import (
     ModelConfig,
     ModelConfigError,
+    from_proto,
     load_model_config_file,
     single_model_config,
 )
@@ -40,7 +41,7 @@ from tensorserve.core.manager import AspiredVersionsManager
 from tensorserve.core.monitor import ServableStateMonitor, StateEvent
 from tensorserve.core.policy import POLICIES
 from tensorserve.core.server_core import ServerCore
-from tensorserve.errors import ServingError
+from tensorserve.errors import InvalidArgument, ServingError
 from tensorserve.metrics.endpoint import scrape
 from tensorserve.metrics.registry import BatchingMetrics, Metrics
 from tensorserve.options import ServerOptions
@@ -214,6 +215,7 @@ class ModelServer:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.grpc: GrpcServer | None = None
+        self._rest_task: asyncio.Task[None] | None = None
         self.rest_port = 0
 
     # ---- loaders --------------------------------------------------------------------------
@@ -317,9 +319,6 @@ class ModelServer:
 
     async def reload(self, config_proto: object) -> None:
         """The ReloadConfig RPC: validate, apply, wait for added models."""
-        from tensorserve.config.model_config import from_proto
-        from tensorserve.errors import InvalidArgument
-
         try:
             configs = from_proto(config_proto, "ReloadConfigRequest")  # type: ignore[arg-type]
         except ModelConfigError as exc:
@@ -329,19 +328,23 @@ class ModelServer:
     async def serve(self) -> int:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         self.start_lifecycle()
-        initial = asyncio.get_running_loop().run_in_executor(None, self._initial_load)
-        if self.options.wait_for_initial_models:
-            await initial
-        uvicorn_server = await self._start_protocols()
-        stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        initial: asyncio.Future[None] = loop.run_in_executor(None, self._initial_load)
+        if self.options.wait_for_initial_models:
+            stopping: asyncio.Future[bool] = asyncio.ensure_future(stop.wait())
+            either: list[asyncio.Future[Any]] = [initial, stopping]
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            stopping.cancel()
+        uvicorn_server = None if stop.is_set() else await self._start_protocols()
         if self.grpc is not None:
             self._follow_health(loop)
-        await initial
-        self._print_ready()
-        await stop.wait()
+        if not stop.is_set():
+            await initial
+            self._print_ready()
+            await stop.wait()
         await self._shutdown(uvicorn_server)
         return 0
 
@@ -457,8 +460,8 @@ class ModelServer:
     async def _shutdown(self, uvicorn_server: object | None) -> None:
         log.info("Shutting down: finishing in-flight requests")
         grace = self.options.shutdown_grace_seconds
-        tasks = []
-        if uvicorn_server is not None:
+        tasks: list[asyncio.Future[None]] = []
+        if uvicorn_server is not None and self._rest_task is not None:
             uvicorn_server.should_exit = True  # type: ignore[attr-defined]
             tasks.append(self._rest_task)
         if self.grpc is not None:
