@@ -89,7 +89,9 @@ class ServerCore:
                 self._source.set_models(configs)
                 self._source.poll()
             failed = self.wait_for_models(added, wait_timeout_s)
-            self._update_labels(configs)
+            # A model that did not load keeps no labels, so the reload's real error (UNKNOWN,
+            # below) is not masked by a label check on its versions.
+            self._update_labels([c for c in configs if c.name not in failed])
             if failed:
                 raise Unknown(
                     f"{len(failed)} model(s) did not become available: "

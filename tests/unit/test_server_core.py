@@ -230,6 +230,16 @@ def test_apply_config_reports_failed_models_and_serves_the_others(rig: Rig) -> N
     )
 
 
+def test_a_failed_added_model_reports_unknown_not_a_label_error(rig: Rig) -> None:
+    rig.source.disk.update({"bad": [1], "good": [2]})
+    rig.loaders.broken.add(("bad", 1))
+    with pytest.raises(Unknown, match=r"did not become available: \{bad\}$"):
+        rig.apply(cfg(), cfg("bad", labels={"stable": 1}), cfg("good", labels={"stable": 2}))
+    assert rig.version_of("good", label="stable") == 2  # the loaded model got its labels
+    with pytest.raises(InvalidArgument, match="Unrecognized servable version label: stable"):
+        rig.core.resolve(ServableRequest("bad", label="stable"))
+
+
 def test_apply_config_only_reports_newly_added_models(rig: Rig) -> None:
     rig.source.disk["bad"] = [1]
     rig.loaders.broken.add(("bad", 1))
