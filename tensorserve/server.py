@@ -497,11 +497,16 @@ async def _run_uvicorn(server: Any) -> None:
 
 
 @contextmanager
-def _startup_errors() -> Iterator[None]:
+def _startup_errors(json_logs: bool) -> Iterator[None]:
+    """TF Serving's "Failed to start server. Error: ..." line (a JSON record with JSON logs)."""
     try:
         yield
     except StartupError as exc:
-        print(f"Failed to start server. Error: {exc}", file=sys.stderr)
+        message = f"Failed to start server. Error: {exc}"
+        if json_logs:
+            log.critical(message)
+        else:
+            print(message, file=sys.stderr)
         raise SystemExit(1) from exc
 
 
@@ -512,7 +517,7 @@ def run(options: ServerOptions) -> int:
         options.log_level,
         access_log=options.access_log,
     )
-    with _startup_errors():
+    with _startup_errors(options.log_format == "json"):
         settings = load_settings(options)
         server = ModelServer(options, settings)
         try:
