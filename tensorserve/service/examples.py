@@ -9,8 +9,9 @@ the classify/regress contract of the one that was found.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Final
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 import numpy as np
 from google.protobuf import text_format
@@ -19,7 +20,14 @@ from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb
 
 from tensorserve import dtypes
 from tensorserve.errors import FailedPrecondition, InvalidArgument
-from tensorserve.servable import CLASSIFY_METHOD, REGRESS_METHOD, SignatureSpec, TensorSpec
+from tensorserve.servable import (
+    CLASSIFY_METHOD,
+    DEFAULT_SIGNATURE,
+    REGRESS_METHOD,
+    Servable,
+    SignatureSpec,
+    TensorSpec,
+)
 from tensorserve.service.tensors import format_shape
 
 CLASSIFY_INPUTS: Final = "inputs"
@@ -250,3 +258,40 @@ def _tensor_info(info: meta_graph_pb2.TensorInfo, spec: TensorSpec) -> None:
     info.tensor_shape.SetInParent()
     for size in spec.shape:
         info.tensor_shape.dim.add(size=size)
+
+
+def find_signature(servable: Servable, name: str) -> SignatureSpec:
+    """The signature a Classify/Regress/MultiInference task names ("" = serving_default)."""
+    key = name or DEFAULT_SIGNATURE
+    spec = servable.signatures.get(key)
+    if spec is None:
+        raise InvalidArgument(f"No signature was found with the name: {key}")
+    return spec
+
+
+@dataclass(frozen=True, slots=True)
+class ExamplesApi:
+    """Classify or Regress: the two APIs over serialized ``tf.Example`` inputs."""
+
+    name: str  # gRPC method and runtime-latency label
+    kind: str  # REST verb and request-log kind
+    check: Callable[[SignatureSpec], tuple[str, list[str]]]
+    result: Callable[[Mapping[str, np.ndarray], int, SignatureSpec], Any]
+
+
+CLASSIFY: Final = ExamplesApi(
+    "Classify", "classify", check_classify_signature, classification_result
+)
+REGRESS: Final = ExamplesApi("Regress", "regress", check_regress_signature, regression_result)
+
+
+def api_for_method(method_name: str) -> ExamplesApi:
+    """The API a MultiInference task's ``method_name`` asks for."""
+    if method_name == CLASSIFY_METHOD:
+        return CLASSIFY
+    if method_name == REGRESS_METHOD:
+        return REGRESS
+    raise InvalidArgument(
+        f"Unsupported signature method_name: {method_name!r}; expected "
+        f"{CLASSIFY_METHOD!r} or {REGRESS_METHOD!r}"
+    )

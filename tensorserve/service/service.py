@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import numpy as np
@@ -38,13 +37,11 @@ from tensorserve.errors import (
     Unavailable,
 )
 from tensorserve.servable import (
-    CLASSIFY_METHOD,
-    DEFAULT_SIGNATURE,
-    REGRESS_METHOD,
     SignatureSpec,
 )
 from tensorserve.service import examples, request_logging
 from tensorserve.service.dispatch import Dispatcher
+from tensorserve.service.examples import CLASSIFY, REGRESS, ExamplesApi
 from tensorserve.service.predict import (
     PredictCall,
     PredictResult,
@@ -56,24 +53,6 @@ from tensorserve.service.predict import (
 T = TypeVar("T")
 REST = "REST"
 GRPC = "GRPC"
-
-
-@dataclass(frozen=True, slots=True)
-class ExamplesApi:
-    """Classify or Regress: the two APIs over serialized ``tf.Example`` inputs."""
-
-    name: str  # gRPC method and runtime-latency label
-    kind: str  # REST verb and request-log kind
-    check: Callable[[SignatureSpec], tuple[str, list[str]]]
-    result: Callable[[Mapping[str, np.ndarray], int, SignatureSpec], Any]
-
-
-CLASSIFY = ExamplesApi(
-    "Classify", "classify", examples.check_classify_signature, examples.classification_result
-)
-REGRESS = ExamplesApi(
-    "Regress", "regress", examples.check_regress_signature, examples.regression_result
-)
 
 
 class RequestMetrics(Protocol):
@@ -198,7 +177,7 @@ class Service:
         timeout_s: float | None,
     ) -> tuple[Any, int, str]:
         async def body(handle: ServableHandle) -> tuple[Any, int, str]:
-            spec = _examples_signature(handle, signature_name)
+            spec = examples.find_signature(handle.servable, signature_name)
             result = await self._run_examples(api, handle, spec, request_input, timeout_s)
             self._log_examples(api.kind, handle, spec.key, request_input, result)
             return result, handle.id.version, spec.key
@@ -236,7 +215,7 @@ class Service:
             response = inference_pb2.MultiInferenceResponse()
             seen: set[str] = set()
             for task in request.tasks:
-                spec = _examples_signature(handle, task.model_spec.signature_name)
+                spec = examples.find_signature(handle.servable, task.model_spec.signature_name)
                 if spec.key in seen:
                     raise InvalidArgument(f"Duplicate evaluation of signature: {spec.key}")
                 seen.add(spec.key)
@@ -260,17 +239,10 @@ class Service:
         result.model_spec.name = handle.id.name
         result.model_spec.version.value = handle.id.version
         result.model_spec.signature_name = spec.key
-        if task.method_name == CLASSIFY_METHOD:
-            classified = await self._run_examples(CLASSIFY, handle, spec, request_input, timeout_s)
-            result.classification_result.CopyFrom(classified)
-        elif task.method_name == REGRESS_METHOD:
-            regressed = await self._run_examples(REGRESS, handle, spec, request_input, timeout_s)
-            result.regression_result.CopyFrom(regressed)
-        else:
-            raise InvalidArgument(
-                f"Unsupported signature method_name: {task.method_name!r}; expected "
-                f"{CLASSIFY_METHOD!r} or {REGRESS_METHOD!r}"
-            )
+        api = examples.api_for_method(task.method_name)
+        outcome = await self._run_examples(api, handle, spec, request_input, timeout_s)
+        target = result.classification_result if api is CLASSIFY else result.regression_result
+        target.CopyFrom(outcome)
 
     # ---- metadata and status --------------------------------------------------------------
     def metadata(
@@ -403,14 +375,6 @@ def _predict_signature(result: PredictResult) -> str:
 
 def _examples_signature_name(result: tuple[Any, int, str]) -> str:
     return result[2]
-
-
-def _examples_signature(handle: ServableHandle, name: str) -> SignatureSpec:
-    key = name or DEFAULT_SIGNATURE
-    spec: SignatureSpec | None = handle.servable.signatures.get(key)
-    if spec is None:
-        raise InvalidArgument(f"No signature was found with the name: {key}")
-    return spec
 
 
 def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> ServableRequest:

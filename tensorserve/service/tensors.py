@@ -19,6 +19,7 @@ Quantized, resource, variant and reference dtypes are rejected with ``InvalidArg
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
@@ -97,6 +98,17 @@ def to_numpy(
     if content:
         return _from_content(content, code, target, shape, count)
     return _from_field(proto, code, shape, count, max_expanded_elements)
+
+
+def inputs_to_numpy(protos: Mapping[str, tensor_pb2.TensorProto]) -> dict[str, np.ndarray]:
+    """Named input tensors; a parse error names the input, as TF Serving's does."""
+    arrays: dict[str, np.ndarray] = {}
+    for alias, proto in protos.items():
+        try:
+            arrays[alias] = to_numpy(proto)
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"tensor parsing error: {alias}: {exc.message}") from exc
+    return arrays
 
 
 def from_numpy(

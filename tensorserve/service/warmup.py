@@ -18,9 +18,9 @@ import numpy as np
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tensorserve import dtypes, logs
-from tensorserve.errors import InvalidArgument, ServingError, Unimplemented
+from tensorserve.errors import ServingError, Unimplemented
 from tensorserve.runtime import warmup as warmup_io
-from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec
+from tensorserve.servable import Servable, SignatureSpec
 from tensorserve.service import examples, tensors
 from tensorserve.service.predict import check_inputs, output_keys, select_signature
 
@@ -45,37 +45,29 @@ def replay(servable: Servable, record: prediction_log_pb2.PredictionLog) -> None
         _predict(servable, record.predict_log.request)
     elif kind == "classify_log":
         request = record.classify_log.request
-        _examples(servable, request.model_spec.signature_name, request.input, classify=True)
+        _examples(servable, request.model_spec.signature_name, request.input, examples.CLASSIFY)
     elif kind == "regress_log":
         request = record.regress_log.request
-        _examples(servable, request.model_spec.signature_name, request.input, classify=False)
+        _examples(servable, request.model_spec.signature_name, request.input, examples.REGRESS)
     elif kind == "multi_inference_log":
         request = record.multi_inference_log.request
         for task in request.tasks:
-            _examples(
-                servable,
-                task.model_spec.signature_name,
-                request.input,
-                classify=task.method_name.endswith("classify"),
-            )
+            api = examples.api_for_method(task.method_name)
+            _examples(servable, task.model_spec.signature_name, request.input, api)
     else:
         raise Unimplemented(f"Unsupported log_type for warmup: {kind}")
 
 
 def _predict(servable: Servable, request: Any) -> None:
     spec = select_signature(servable, request.model_spec.signature_name)
-    inputs = check_inputs(spec, {k: tensors.to_numpy(v) for k, v in request.inputs.items()})
+    inputs = check_inputs(spec, tensors.inputs_to_numpy(request.inputs))
     servable.run(spec.key, inputs, output_keys(spec, tuple(request.output_filter)), None)
 
 
-def _examples(servable: Servable, name: str, request_input: Any, classify: bool) -> None:
-    spec = servable.signatures.get(name or DEFAULT_SIGNATURE)
-    if spec is None:
-        raise InvalidArgument(f"No signature was found with the name: {name or DEFAULT_SIGNATURE}")
-    check = examples.check_classify_signature if classify else examples.check_regress_signature
-    in_key, out_keys = check(spec)
-    serialized = examples.serialize_examples(request_input)
-    servable.run(spec.key, {in_key: serialized}, out_keys, None)
+def _examples(servable: Servable, name: str, request_input: Any, api: examples.ExamplesApi) -> None:
+    spec = examples.find_signature(servable, name)
+    in_key, out_keys = api.check(spec)
+    servable.run(spec.key, {in_key: examples.serialize_examples(request_input)}, out_keys, None)
 
 
 def zero_inputs(spec: SignatureSpec, batch: int) -> dict[str, np.ndarray] | None:

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import (
 )
 
 from tensorserve import logs
-from tensorserve.errors import Code, FailedPrecondition, InvalidArgument, ServingError
+from tensorserve.errors import Code, FailedPrecondition, ServingError
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
 from tensorserve.servable import SignatureSpec
 from tensorserve.service import tensors
@@ -88,15 +88,7 @@ def _decoder(
 ) -> Callable[[SignatureSpec], dict[str, np.ndarray]]:
     """Decode the inputs once the model and signature are resolved (TF Serving's order), so
     that a malformed tensor does not hide an unknown model, label or signature."""
-    return lambda _signature: {k: _decode(k, v) for k, v in request.inputs.items()}
-
-
-def _decode(alias: str, proto: Any) -> np.ndarray:
-    """One input tensor; a parse error names the input, as TF Serving's does."""
-    try:
-        return tensors.to_numpy(proto)
-    except InvalidArgument as exc:
-        raise InvalidArgument(f"tensor parsing error: {alias}: {exc.message}") from exc
+    return lambda _signature: tensors.inputs_to_numpy(request.inputs)
 
 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
