@@ -26,6 +26,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+
+
+def command(args: Sequence[str]) -> list[str]:
+    """``python -m tensorserve`` with ``args``."""
+    return [sys.executable, "-m", "tensorserve", *args]
+
+
 def model_config(models: Sequence[tuple[str, str, str]]) -> str:
     """A model_config_list text proto from (name, base_path, extra fields) triples."""
     entries = "".join(
@@ -54,11 +62,9 @@ class Server:
         return f"127.0.0.1:{self.grpc_port}"
 
     def start(self, ready: Callable[[Server], bool] | None = None, timeout: float = 90) -> Server:
-        cmd = [sys.executable, "-m", "tensorserve", *self.args]
-        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
         self._log = open(self.log_path, "wb")  # noqa: SIM115  (closed in stop)
         self.process = subprocess.Popen(
-            cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=env
+            command(self.args), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, env=ENV
         )
         deadline = time.monotonic() + timeout
         check = ready or _live
@@ -101,6 +107,16 @@ def _live(server: Server) -> bool:
     return True
 
 
+def loopback_args(rest_port: int, grpc_port: int, extra_args: Sequence[str]) -> list[str]:
+    """Flags for a server on 127.0.0.1 with these ports, then ``extra_args``."""
+    return [
+        f"--port={grpc_port}",
+        f"--rest_api_port={rest_port}",
+        "--bind_address=127.0.0.1",
+        *extra_args,
+    ]
+
+
 def start_server(
     extra_args: Sequence[str],
     rest: bool = True,
@@ -110,10 +126,24 @@ def start_server(
     """Start a server on free ports bound to 127.0.0.1 with ``extra_args``."""
     rest_port = free_port() if rest else 0
     port = free_port() if grpc_port else 0
-    args = [
-        f"--port={port}",
-        f"--rest_api_port={rest_port}",
-        "--bind_address=127.0.0.1",
-        *extra_args,
-    ]
-    return Server(args, rest_port, port).start(ready)
+    return Server(loopback_args(rest_port, port, extra_args), rest_port, port).start(ready)
+
+
+def exiting_server_command(extra_args: Sequence[str]) -> list[str]:
+    """The command line of a server on free loopback ports that should exit by itself."""
+    return command(loopback_args(free_port(), free_port(), extra_args))
+
+
+def run_server_expecting_exit(
+    extra_args: Sequence[str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run a server that must exit by itself (bad flags or config); stdout/stderr captured."""
+    return subprocess.run(
+        exiting_server_command(extra_args),
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

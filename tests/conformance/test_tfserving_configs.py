@@ -11,9 +11,6 @@ half_plus_three y = 0.5x + 3, matrix_half_plus_two y = 0.5x + 2 element-wise.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -26,28 +23,11 @@ from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 
 from tests.conformance.conftest import RPC_TIMEOUT, Endpoint, predict_request
-from tests.harness import ROOT, free_port
+from tests.harness import run_server_expecting_exit
 
 pytestmark = pytest.mark.conformance
 
 START_TIMEOUT = 120.0
-
-
-def run_server_expecting_exit(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Start ``python -m tensorserve`` on free loopback ports; it must exit by itself."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "tensorserve",
-        f"--port={free_port()}",
-        f"--rest_api_port={free_port()}",
-        "--bind_address=127.0.0.1",
-        *args,
-    ]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
-    return subprocess.run(
-        cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=START_TIMEOUT, check=False
-    )
 
 
 def grpc_predict(ep: Endpoint, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
@@ -140,7 +120,7 @@ def test_bad_model_config_fails_at_start_up(tfs_testdata: Path) -> None:
     tensorserve names the file, the message type and the offending token instead.
     """
     path = tfs_testdata / "bad_model_config.txt"
-    done = run_server_expecting_exit([f"--model_config_file={path}"])
+    done = run_server_expecting_exit([f"--model_config_file={path}"], START_TIMEOUT)
     assert done.returncode != 0
     assert "Failed to start server" in done.stderr
     assert str(path) in done.stderr
@@ -156,7 +136,9 @@ def test_tflite_flag_is_refused_at_start_up(tfs_testdata: Path, flag: str) -> No
     """``testPredictOnTfLite`` starts TF Serving with a TFLite flag; tensorserve has no TFLite
     runtime and refuses the flag before loading anything (usage error, exit status 2)."""
     model = tfs_testdata / "saved_model_half_plus_two_tflite"
-    done = run_server_expecting_exit(["--model_name=default", f"--model_base_path={model}", flag])
+    done = run_server_expecting_exit(
+        ["--model_name=default", f"--model_base_path={model}", flag], START_TIMEOUT
+    )
     assert done.returncode == 2
     assert f"unrecognized arguments: {flag}" in done.stderr
 

@@ -10,7 +10,6 @@ monitoring configs, which must refuse to start.
 from __future__ import annotations
 
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tests.harness import ROOT, free_port
+from tests.harness import ROOT, exiting_server_command
 
 TIMEOUT = 30.0
 METRICS = "/monitoring/prometheus/metrics"
@@ -402,16 +401,9 @@ def test_bad_monitoring_config_stops_start_up(main_config: Path, tmp_path: Path)
     for name, text in bad.items():  # in parallel: each start imports TensorFlow
         path = tmp_path / f"{name}.config"
         path.write_text(text)
-        args = [
-            sys.executable,
-            "-m",
-            "tensorserve",
-            f"--port={free_port()}",
-            f"--rest_api_port={free_port()}",
-            "--bind_address=127.0.0.1",
-            f"--model_config_file={main_config}",
-            f"--monitoring_config_file={path}",
-        ]
+        args = exiting_server_command(
+            [f"--model_config_file={main_config}", f"--monitoring_config_file={path}"]
+        )
         processes[name] = (
             path,
             subprocess.Popen(

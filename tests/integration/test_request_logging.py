@@ -13,8 +13,6 @@ server start), which must load: the records replay.
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -40,7 +38,12 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from tests.harness import ROOT, Server, free_port, model_config, start_server
+from tests.harness import (
+    Server,
+    model_config,
+    run_server_expecting_exit,
+    start_server,
+)
 
 TIMEOUT = 30.0
 METRICS = "/monitoring/prometheus/metrics"
@@ -373,21 +376,7 @@ def test_invalid_logging_config_stops_start_up(models_dir: Path, tmp_path: Path)
             [("hp2", str(models_dir / "half_plus_two"), logging_config(tmp_path / "hp2", 2.0))]
         )
     )
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tensorserve",
-            f"--port={free_port()}",
-            f"--rest_api_port={free_port()}",
-            "--bind_address=127.0.0.1",
-            f"--model_config_file={config}",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_server_expecting_exit([f"--model_config_file={config}"])
     assert result.returncode != 0
     [line] = [ln for ln in result.stderr.splitlines() if "Failed to start server" in ln]
     assert line.startswith("Failed to start server. Error: ")
