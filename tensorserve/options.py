@@ -70,6 +70,12 @@ class ServerOptions:
         False, "gRPC Predict outputs in tensor_content"
     )
     # tensorserve's own flags
+    num_workers: int = _opt(
+        0,
+        "Protocol worker processes sharing the ports in front of one model process "
+        "(0: one per core; 1: everything in one process)",
+        extra=True,
+    )
     bind_address: str = _opt("0.0.0.0", "Address both ports bind to", extra=True)
     rest_api_max_body_bytes: int = _opt(
         256 << 20, "Largest REST request body, after gzip (413 above)", extra=True

@@ -112,7 +112,7 @@ def predict_log(
     response = record.predict_log.response
     _spec(response.model_spec, model, version, signature)
     for key, value in result.outputs.items():
-        dtype = result.signature.outputs[key].dtype
+        dtype = result.output_dtypes[key]
         response.outputs[key].CopyFrom(tensors.from_numpy(value, dtype))
     return record
 

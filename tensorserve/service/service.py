@@ -1,7 +1,9 @@
 """The one request path: every REST and gRPC call ends up in :class:`Service`.
 
-Protocols decode their wire format into the arguments below and encode what
-comes back; they never touch the manager, servables or TensorFlow. Here each
+Protocols decode their wire format into the values of ``service/api.py`` and
+encode what comes back; they never touch the manager, servables or TensorFlow.
+In a multi-process server this object lives in the model process and protocol
+workers reach it through ``ipc/``. Here each
 call resolves the model (name + version or label), holds the servable for the
 call's length, validates, runs the signature on the compute executor (never
 on the event loop), records metrics once, and raises only ``ServingError``.
@@ -10,6 +12,7 @@ on the event loop), records metrics once, and raises only ``ServingError``.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import Executor
@@ -18,13 +21,11 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 from tensorflow_serving.apis import (
-    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     inference_pb2,
     input_pb2,
     prediction_log_pb2,
-    regression_pb2,
 )
 
 from tensorserve.core.handle import ServableHandle
@@ -32,27 +33,32 @@ from tensorserve.core.ids import ServableRequest
 from tensorserve.core.server_core import ServerCore
 from tensorserve.errors import (
     Code,
+    Internal,
     InvalidArgument,
+    NotFound,
     ServingError,
     Unavailable,
+    Unimplemented,
 )
-from tensorserve.servable import (
-    SignatureSpec,
-)
+from tensorserve.servable import SignatureSpec
 from tensorserve.service import examples, request_logging
-from tensorserve.service.dispatch import Dispatcher
-from tensorserve.service.examples import CLASSIFY, REGRESS, ExamplesApi
-from tensorserve.service.predict import (
+from tensorserve.service.api import (
+    Entrypoint,
+    ExamplesResult,
+    ModelEntry,
     PredictCall,
     PredictResult,
-    check_inputs,
-    output_keys,
-    select_signature,
+    ReadinessListener,
+    SignatureChanged,
+    input_dtypes,
+    request_from_spec,
 )
+from tensorserve.service.dispatch import Dispatcher
+from tensorserve.service.examples import CLASSIFY, REGRESS, ExamplesApi
+from tensorserve.service.predict import check_inputs, output_keys, select_signature
 
 T = TypeVar("T")
-REST = "REST"
-GRPC = "GRPC"
+log = logging.getLogger(__name__)
 
 
 class RequestMetrics(Protocol):
@@ -85,7 +91,7 @@ class RequestLog(Protocol):
 
 
 class Service:
-    """Protocol-neutral implementation of PredictionService and ModelService."""
+    """Protocol-neutral PredictionService and ModelService: the in-process :class:`ServiceAPI`."""
 
     def __init__(
         self,
@@ -94,12 +100,16 @@ class Service:
         metrics: RequestMetrics | None = None,
         request_log: RequestLog | None = None,
         inline_budget_us: float = 250.0,
+        reload: Callable[[Any], Awaitable[None]] | None = None,
+        scrape: Callable[[], bytes] | None = None,
     ) -> None:
         self.core = core
         self._executor = executor
         self._dispatcher = Dispatcher(executor, inline_budget_us)
         self._metrics = metrics
         self._request_log = request_log
+        self._reload = reload
+        self._scrape = scrape
         self._closed = False
 
     def close(self) -> None:
@@ -108,22 +118,29 @@ class Service:
 
     # ---- Predict --------------------------------------------------------------------------
     async def predict(
-        self, call: PredictCall, entrypoint: str, timeout_s: float | None = None
+        self, call: PredictCall, entrypoint: Entrypoint, timeout_s: float | None = None
     ) -> PredictResult:
-        """Run a Predict."""
-        api = "Predict" if entrypoint == GRPC else "predict"
+        """Run a Predict; ``SignatureChanged`` when ``call`` was typed for another signature."""
+        api = "predict" if entrypoint is Entrypoint.REST else "Predict"
 
         async def body(handle: ServableHandle) -> PredictResult:
-            spec = select_signature(handle.servable, call.signature_name, entrypoint == REST)
-            raw = (
-                await asyncio.wrap_future(self._executor.submit(call.decoded, spec))
-                if call.heavy
-                else call.decoded(spec)
+            spec = select_signature(
+                handle.servable, call.signature_name, entrypoint is Entrypoint.REST
             )
-            inputs = check_inputs(spec, raw)
+            if call.decoded_for is not None and call.decoded_for != input_dtypes(spec):
+                raise SignatureChanged(spec)
+            if call.decode_error is not None:
+                raise call.decode_error
+            inputs = check_inputs(spec, call.inputs)
             keys = output_keys(spec, call.output_filter)
             outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, "Predict")
-            result = PredictResult(handle.id.name, handle.id.version, spec.key, outputs, spec)
+            result = PredictResult(
+                handle.id.name,
+                handle.id.version,
+                spec.key,
+                outputs,
+                {key: spec.outputs[key].dtype for key in outputs},
+            )
             if self._logging(handle):
                 self._log(
                     handle,
@@ -140,16 +157,21 @@ class Service:
 
         return await self._call(call.model, api, entrypoint, body, _predict_signature)
 
+    async def signature(self, model: ServableRequest, signature_name: str) -> SignatureSpec:
+        """The Predict signature ``model`` resolves to now (REST's wording when missing)."""
+        with self.core.acquire(model) as handle:
+            return select_signature(handle.servable, signature_name, rest=True)
+
     # ---- Classify / Regress ---------------------------------------------------------------
     async def classify(
         self,
         model: ServableRequest,
         signature_name: str,
         request_input: input_pb2.Input,
-        entrypoint: str,
+        entrypoint: Entrypoint,
         timeout_s: float | None = None,
-    ) -> tuple[classification_pb2.ClassificationResult, int, str]:
-        """Returns (result, resolved version, resolved signature)."""
+    ) -> ExamplesResult:
+        """Classify; the result is a ``ClassificationResult``."""
         return await self._examples_call(
             CLASSIFY, model, signature_name, request_input, entrypoint, timeout_s
         )
@@ -159,10 +181,10 @@ class Service:
         model: ServableRequest,
         signature_name: str,
         request_input: input_pb2.Input,
-        entrypoint: str,
+        entrypoint: Entrypoint,
         timeout_s: float | None = None,
-    ) -> tuple[regression_pb2.RegressionResult, int, str]:
-        """Returns (result, resolved version, resolved signature)."""
+    ) -> ExamplesResult:
+        """Regress; the result is a ``RegressionResult``."""
         return await self._examples_call(
             REGRESS, model, signature_name, request_input, entrypoint, timeout_s
         )
@@ -173,16 +195,16 @@ class Service:
         model: ServableRequest,
         signature_name: str,
         request_input: input_pb2.Input,
-        entrypoint: str,
+        entrypoint: Entrypoint,
         timeout_s: float | None,
-    ) -> tuple[Any, int, str]:
-        async def body(handle: ServableHandle) -> tuple[Any, int, str]:
+    ) -> ExamplesResult:
+        async def body(handle: ServableHandle) -> ExamplesResult:
             spec = examples.find_signature(handle.servable, signature_name)
             result = await self._run_examples(api, handle, spec, request_input, timeout_s)
             self._log_examples(api.kind, handle, spec.key, request_input, result)
-            return result, handle.id.version, spec.key
+            return ExamplesResult(result, handle.id.version, spec.key)
 
-        label = api.name if entrypoint == GRPC else api.kind
+        label = api.name if entrypoint is Entrypoint.GRPC else api.kind
         return await self._call(model, label, entrypoint, body, _examples_signature_name)
 
     async def _run_examples(
@@ -205,7 +227,7 @@ class Service:
     async def multi_inference(
         self,
         request: inference_pb2.MultiInferenceRequest,
-        entrypoint: str,
+        entrypoint: Entrypoint,
         timeout_s: float | None = None,
     ) -> inference_pb2.MultiInferenceResponse:
         """Several classify/regress signatures of one model over the same examples."""
@@ -245,7 +267,7 @@ class Service:
         target.CopyFrom(outcome)
 
     # ---- metadata and status --------------------------------------------------------------
-    def metadata(
+    async def metadata(
         self, model: ServableRequest, fields: Sequence[str]
     ) -> get_model_metadata_pb2.GetModelMetadataResponse:
         """GetModelMetadata: only ``signature_def`` is supported (as TF Serving)."""
@@ -265,10 +287,17 @@ class Service:
             response.metadata["signature_def"].Pack(sig_map)
             return response
 
-    def model_status(
+    async def model_status(
+        self, model: ServableRequest
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        """GetModelStatus: every known version (or the one named), highest first."""
+        if model.label is not None:
+            model = self.core.resolve(model)
+        return self._status(model.name, model.version)
+
+    def _status(
         self, name: str, version: int | None
     ) -> get_model_status_pb2.GetModelStatusResponse:
-        """GetModelStatus: every known version (or one), highest first."""
         response = get_model_status_pb2.GetModelStatusResponse()
         for status in self.core.model_status(name, version):
             entry = response.model_version_status.add()
@@ -278,27 +307,66 @@ class Service:
             entry.status.error_message = status.error_message
         return response
 
-    def ready(self) -> bool:
-        """Every configured model has an AVAILABLE version (OIP server readiness)."""
-        return all(self.model_ready(name, None) for name in self.core.model_names())
+    async def list_models(self) -> list[ModelEntry]:
+        """Every configured model with its status (None before any version is known)."""
+        entries = []
+        for name in self.core.model_names():
+            try:
+                entries.append(ModelEntry(name, self._status(name, None)))
+            except NotFound:
+                entries.append(ModelEntry(name, None))
+        return entries
 
-    def model_ready(self, name: str, version: int | None) -> bool:
-        """``name`` (at ``version``, or any version) is AVAILABLE."""
+    async def ready(self) -> bool:
+        """Every configured model has an AVAILABLE version (OIP server readiness)."""
+        return self.is_ready()
+
+    def is_ready(self) -> bool:
+        """:meth:`ready`, synchronously (any thread)."""
+        return all(self.core.monitor.available(name) for name in self.core.model_names())
+
+    async def model_ready(self, name: str, version: int | None) -> bool | None:
+        """``name`` (at ``version``, or any version) is AVAILABLE; None if not configured."""
+        if name not in self.core.configs:
+            return None
         available = self.core.monitor.available(name)
         return bool(available) if version is None else version in available
+
+    async def reload_config(self, config: Any) -> None:
+        """HandleReloadConfigRequest, through the lifecycle owner's ``reload``."""
+        if self._reload is None:
+            raise Unimplemented("This server does not accept configuration reloads")
+        await self._reload(config)
+
+    async def scrape(self) -> bytes:
+        """The Prometheus page; NotFound when monitoring is off."""
+        if self._scrape is None:
+            raise NotFound("Prometheus metrics are not enabled (--monitoring_config_file)")
+        return self._scrape()
+
+    def on_readiness(self, listener: ReadinessListener) -> None:
+        """``listener(ready)`` on this event loop after every servable state change."""
+        loop = asyncio.get_running_loop()
+
+        def on_event(_event: object) -> None:
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(lambda: listener(self.is_ready()))
+
+        self.core.monitor.add_listener(on_event)
+        listener(self.is_ready())
 
     # ---- shared machinery -----------------------------------------------------------------
     async def _call(
         self,
         model: ServableRequest,
         api: str,
-        entrypoint: str,
+        entrypoint: Entrypoint,
         body: Callable[[ServableHandle], Awaitable[T]],
         signature_of: Callable[[T], str] = lambda _result: "",
     ) -> T:
         """Resolve and hold the model for ``body``; record the request metrics once."""
         start = time.perf_counter()
-        code = Code.OK
+        code: Code | None = Code.OK
         version: int | None = None
         signature = ""
         try:
@@ -316,11 +384,18 @@ class Service:
         except ServingError as exc:
             code = exc.code
             raise
+        except SignatureChanged:
+            code = None  # the caller decodes again and retries: not a request of its own
+            raise
+        except Exception as exc:
+            log.exception("Unexpected error in %s of model %s", api, model.name)
+            code = Code.INTERNAL
+            raise Internal(f"Internal error: {type(exc).__name__}: {exc}") from exc
         finally:
-            if self._metrics is not None:
+            if self._metrics is not None and code is not None:
                 latency = (time.perf_counter() - start) * 1e6
                 self._metrics.record_request(
-                    model.name, api, entrypoint, code, latency, version, signature
+                    model.name, api, entrypoint.value, code, latency, version, signature
                 )
 
     def _inflight(self, model: str) -> AbstractContextManager[None]:
@@ -373,8 +448,8 @@ def _predict_signature(result: PredictResult) -> str:
     return result.signature_name
 
 
-def _examples_signature_name(result: tuple[Any, int, str]) -> str:
-    return result[2]
+def _examples_signature_name(result: ExamplesResult) -> str:
+    return result.signature_name
 
 
 def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> ServableRequest:
@@ -387,13 +462,3 @@ def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> Serv
                 "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
     return request_from_spec(first)
-
-
-def request_from_spec(spec: Any) -> ServableRequest:
-    """A ``tensorflow.serving.ModelSpec`` as a ServableRequest."""
-    choice = spec.WhichOneof("version_choice")
-    if choice == "version":
-        return ServableRequest(spec.name, version=spec.version.value)
-    if choice == "version_label":
-        return ServableRequest(spec.name, label=spec.version_label)
-    return ServableRequest(spec.name)

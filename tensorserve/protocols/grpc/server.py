@@ -9,25 +9,13 @@ from dataclasses import dataclass
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from tensorserve.config.settings import TlsConfig
+from tensorserve.protocols.grpc.interceptor import ServingInterceptor
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_BYTES = 2**31 - 1  # INT32_MAX both ways, as TF Serving
 HEALTH_SERVICES = ("", "tensorflow.serving.ModelService", "tensorflow.serving.PredictionService")
-
-
-class GrpcConfigError(ValueError):
-    """A bad gRPC flag value (e.g. ``--grpc_channel_arguments``)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TlsConfig:
-    """PEM contents from ``--ssl_config_file`` (SSLConfig)."""
-
-    server_key: str
-    server_cert: str
-    custom_ca: str = ""
-    client_verify: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,19 +28,7 @@ class GrpcOptions:
     tls: TlsConfig | None = None
     enable_health: bool = False
     tensor_content_outputs: bool = False
-
-
-def parse_channel_arguments(text: str) -> tuple[tuple[str, str | int], ...]:
-    """``k=v,k=v`` -> channel options; integer-looking values become ints (as TF Serving)."""
-    pairs: list[tuple[str, str | int]] = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise GrpcConfigError(
-                f"--grpc_channel_arguments: '{item}' is not of the form key=value"
-            )
-        pairs.append((key, int(value) if value.lstrip("-").isdigit() else value))
-    return tuple(pairs)
+    reuse_port: bool = False  # several worker processes share the port (SO_REUSEPORT)
 
 
 def credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -77,11 +53,15 @@ class GrpcServer:
         channel_options: Sequence[tuple[str, str | int]] = (
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),  # a port already in use is an error, not shared
+            # one process: a port already in use is an error, not shared; several: the
+            # supervisor holds the port, so only this server's own workers can join it
+            ("grpc.so_reuseport", int(options.reuse_port)),
             *options.channel_arguments,
         )
         self._server = grpc.aio.server(
-            options=channel_options, maximum_concurrent_rpcs=options.max_concurrent_rpcs
+            options=channel_options,
+            maximum_concurrent_rpcs=options.max_concurrent_rpcs,
+            interceptors=[ServingInterceptor()],
         )
         prediction_service_pb2_grpc_add(self._server, prediction, models)
         self.health: health.aio.HealthServicer | None = None

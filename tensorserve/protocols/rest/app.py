@@ -1,9 +1,10 @@
 """The REST API as a plain ASGI application (served by uvicorn + httptools + uvloop).
 
 TF Serving's URLs, JSON shapes and status codes (``protocols/rest/routes.py``,
-``json_codec.py``, ``status.py``); every model call goes through
-``service.Service``. Beyond TF Serving: ``GET /v1/models``, OIP health and
-readiness under ``/v2``, gzip bodies, a body size limit (413), JSON 404s.
+``json_codec.py``, ``status.py``); every model call goes through a
+``service.api.ServiceAPI`` (in-process, or the model process over ``ipc/``).
+Beyond TF Serving: ``GET /v1/models``, OIP health and readiness under ``/v2``,
+gzip bodies, a body size limit (413), JSON 404s.
 A raw ASGI callable is used instead of a framework router: the route table is
 a handful of regexes, and BENCHMARKS.md measures the difference.
 """
@@ -22,14 +23,23 @@ import orjson
 from google.protobuf import json_format
 
 from tensorserve.core.ids import ServableRequest
-from tensorserve.errors import Code, InvalidArgument, NotFound, ServingError
+from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable
+from tensorserve.metrics.endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tensorserve.protocols.rest import json_codec
 from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
 from tensorserve.protocols.rest.status import http_status
-from tensorserve.service.predict import PredictCall
-from tensorserve.service.service import REST, Service
+from tensorserve.servable import SignatureSpec
+from tensorserve.service.api import (
+    Entrypoint,
+    PredictCall,
+    PredictResult,
+    ServiceAPI,
+    SignatureChanged,
+    input_dtypes,
+)
 
 log = logging.getLogger(__name__)
+REST = Entrypoint.REST
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -67,14 +77,12 @@ class RestApp:
 
     def __init__(
         self,
-        service: Service,
+        service: ServiceAPI,
         options: RestOptions,
-        scrape: Callable[[], tuple[int, dict[str, str], bytes]] | None = None,
         access_log: Callable[..., None] | None = None,
     ) -> None:
         self._service = service
         self._options = options
-        self._scrape = scrape
         self._access_log = access_log
         self._extra_headers = _CORS if options.enable_cors else []
 
@@ -94,7 +102,7 @@ class RestApp:
                 (time.perf_counter() - start) * 1e3,
                 route.name if route else "",
                 route.version if route else None,
-                REST,
+                REST.value,
             )
 
     async def _dispatch(
@@ -110,7 +118,7 @@ class RestApp:
                 body = await self._body(scope, receive) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
             else:
-                status, payload, ctype = self._other(method, path)
+                status, payload, ctype = await self._other(method, path)
                 await self._send(send, status, payload, ctype)
                 return status, None
         except ServingError as exc:
@@ -119,7 +127,8 @@ class RestApp:
             status, payload = exc.status, json_codec.encode_error(exc.message)
         except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
-            status, payload = 500, json_codec.encode_error(f"Internal error: {exc}")
+            message = f"Internal error: {type(exc).__name__}: {exc}"
+            status, payload = http_status(Code.INTERNAL), json_codec.encode_error(message)
         await self._send(send, status, payload, JSON)
         return status, route
 
@@ -137,22 +146,22 @@ class RestApp:
     # ---- /v1 ------------------------------------------------------------------------------
     async def _model_call(self, route: ModelRoute, body: bytes) -> tuple[int, bytes]:
         if route.action == "list":
-            return 200, self._list_models()
+            return 200, await self._list_models()
         model = ServableRequest(route.name, route.version, route.label)
         if route.action == "status":
-            return 200, self._status(model)
+            return 200, _proto_json(await self._service.model_status(model))
         if route.action == "metadata":
-            return 200, self._metadata(model)
+            return 200, await self._metadata(model)
         doc = await self._parse(body)
         if route.action == "predict":
             return 200, await self._predict(model, doc, heavy=len(body) > _OFFLOAD_BYTES)
         signature, request_input = json_codec.parse_examples(doc)
         timeout = self._options.timeout_s
         if route.action == "classify":
-            cls, _, _ = await self._service.classify(model, signature, request_input, REST, timeout)
-            return 200, json_codec.encode_classify(cls)
-        reg, _, _ = await self._service.regress(model, signature, request_input, REST, timeout)
-        return 200, json_codec.encode_regress(reg)
+            cls = await self._service.classify(model, signature, request_input, REST, timeout)
+            return 200, json_codec.encode_classify(cls.result)
+        reg = await self._service.regress(model, signature, request_input, REST, timeout)
+        return 200, json_codec.encode_regress(reg.result)
 
     async def _parse(self, body: bytes) -> Any:
         if len(body) > _OFFLOAD_BYTES:
@@ -161,28 +170,53 @@ class RestApp:
 
     async def _predict(self, model: ServableRequest, doc: Any, heavy: bool) -> bytes:
         parsed = json_codec.parse_predict(doc)
-        call = PredictCall(
-            model,
-            parsed.signature_name,
-            lambda spec: json_codec.decode_inputs(parsed, spec),
-            heavy=heavy,
-        )
-        result = await self._service.predict(call, REST, self._options.timeout_s)
+        result = await self._run_predict(model, parsed, heavy)
         if heavy or _large(result.outputs):
             return await asyncio.get_running_loop().run_in_executor(
                 None, json_codec.encode_predict, result.outputs, parsed.columnar
             )
         return json_codec.encode_predict(result.outputs, parsed.columnar)
 
-    def _status(self, model: ServableRequest) -> bytes:
-        version = model.version
-        if model.label is not None:
-            version = self._service.core.resolve(model).version
-        response = self._service.model_status(model.name, version)
-        return _proto_json(response)
+    async def _run_predict(
+        self, model: ServableRequest, parsed: json_codec.PredictBody, heavy: bool
+    ) -> PredictResult:
+        """JSON needs the signature's dtypes: decode for the signature the model has now,
+        and once more if the call resolved to a different one (a swap in between)."""
+        timeout = self._options.timeout_s
+        try:
+            spec = await self._service.signature(model, parsed.signature_name)
+        except ServingError as exc:  # let the service raise it, so it is counted once
+            call = PredictCall(model, parsed.signature_name, {}, decode_error=exc)
+            return await self._service.predict(call, REST, timeout)
+        for _attempt in range(2):
+            call = await self._decode(model, parsed, spec, heavy)
+            try:
+                return await self._service.predict(call, REST, timeout)
+            except SignatureChanged as changed:
+                spec = changed.signature
+        raise Unavailable(f"The signature of model {model.name} changed during the call; retry")
 
-    def _metadata(self, model: ServableRequest) -> bytes:
-        response = self._service.metadata(model, ["signature_def"])
+    async def _decode(
+        self,
+        model: ServableRequest,
+        parsed: json_codec.PredictBody,
+        spec: SignatureSpec,
+        heavy: bool,
+    ) -> PredictCall:
+        try:
+            if heavy:
+                loop = asyncio.get_running_loop()
+                inputs = await loop.run_in_executor(None, json_codec.decode_inputs, parsed, spec)
+            else:
+                inputs = json_codec.decode_inputs(parsed, spec)
+        except ServingError as exc:
+            return PredictCall(
+                model, parsed.signature_name, {}, decoded_for=input_dtypes(spec), decode_error=exc
+            )
+        return PredictCall(model, parsed.signature_name, inputs, decoded_for=input_dtypes(spec))
+
+    async def _metadata(self, model: ServableRequest) -> bytes:
+        response = await self._service.metadata(model, ["signature_def"])
         spec = json_format.MessageToDict(
             response.model_spec,
             preserving_proto_field_name=True,
@@ -195,18 +229,15 @@ class RestApp:
         )
         return orjson.dumps({"model_spec": spec, "metadata": {"signature_def": sig_map}})
 
-    def _list_models(self) -> bytes:
+    async def _list_models(self) -> bytes:
         models = []
-        for name in self._service.core.model_names():
-            try:
-                status = json_format.MessageToDict(
-                    self._service.model_status(name, None),
-                    preserving_proto_field_name=True,
-                    always_print_fields_with_no_presence=True,
-                )
-            except NotFound:
-                status = {"model_version_status": []}
-            models.append({"name": name, **status})
+        for entry in await self._service.list_models():
+            status = (
+                _proto_dict(entry.status)
+                if entry.status is not None
+                else {"model_version_status": []}
+            )
+            models.append({"name": entry.name, **status})
         return orjson.dumps({"models": models})
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
@@ -223,24 +254,24 @@ class RestApp:
         return body
 
     # ---- everything else ------------------------------------------------------------------
-    def _other(self, method: str, path: str) -> tuple[int, bytes, bytes]:
-        if self._scrape is not None and path == self._options.metrics_path and method == "GET":
-            status, headers, body = self._scrape()
-            return status, body, headers.get("Content-Type", "text/plain").encode()
+    async def _other(self, method: str, path: str) -> tuple[int, bytes, bytes]:
+        metrics_path = self._options.metrics_path
+        if metrics_path is not None and path == metrics_path and method == "GET":
+            return 200, await self._service.scrape(), METRICS_CONTENT_TYPE.encode()
         if path == "/v2/health/live" and method == "GET":
             return 200, b'{"live":true}', JSON
         if path == "/v2/health/ready" and method == "GET":
-            ready = self._service.ready()
+            ready = await self._service.ready()
             return (200 if ready else 503), orjson.dumps({"ready": ready}), JSON
         target = parse_v2_ready(path) if method == "GET" else None
         if target is not None:
-            return self._model_ready(*target)
+            return await self._model_ready(*target)
         return 404, json_codec.encode_error(f"Not found: {method} {path}"), JSON
 
-    def _model_ready(self, name: str, version: int | None) -> tuple[int, bytes, bytes]:
-        if name not in self._service.core.configs:
+    async def _model_ready(self, name: str, version: int | None) -> tuple[int, bytes, bytes]:
+        ready = await self._service.model_ready(name, version)
+        if ready is None:
             return 404, json_codec.encode_error(f"Model {name} is not configured"), JSON
-        ready = self._service.model_ready(name, version)
         body = orjson.dumps({"name": name, "ready": ready})
         return (200 if ready else 503), body, JSON
 
@@ -250,12 +281,14 @@ def _large(outputs: Mapping[str, Any]) -> bool:
     return sum(getattr(v, "size", 0) for v in outputs.values()) > _OFFLOAD_BYTES // 16
 
 
-def _proto_json(message: Any) -> bytes:
-    return orjson.dumps(
-        json_format.MessageToDict(
-            message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
-        )
+def _proto_dict(message: Any) -> dict[str, Any]:
+    return json_format.MessageToDict(  # type: ignore[no-any-return]
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
+
+
+def _proto_json(message: Any) -> bytes:
+    return orjson.dumps(_proto_dict(message))
 
 
 def _unpack_signature_map(response: Any) -> Any:

@@ -1,0 +1,149 @@
+"""Every file the flags name, parsed and validated once, at the edge, into frozen objects.
+
+``load_settings`` is called by the supervisor before any port is bound or any
+process is spawned; a bad file is a ``StartupError`` naming the problem. The
+resulting :class:`Settings` pickles, so child processes receive it as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from google.protobuf import text_format
+
+from tensorserve.config import batching as batching_config
+from tensorserve.config import monitoring, protos
+from tensorserve.config.model_config import (
+    ModelConfig,
+    ModelConfigError,
+    load_model_config_file,
+    single_model_config,
+)
+from tensorserve.options import ServerOptions
+
+
+class StartupError(Exception):
+    """The server cannot start; the message names the problem."""
+
+
+class ChannelArgumentsError(ValueError):
+    """A bad ``--grpc_channel_arguments`` value."""
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """PEM contents from ``--ssl_config_file`` (SSLConfig); secures gRPC and REST."""
+
+    server_key: str
+    server_cert: str
+    custom_ca: str = ""
+    client_verify: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSettings:
+    """How SavedModels are loaded (from ``--saved_model_tags`` and the session flags)."""
+
+    tags: tuple[str, ...]
+    session_config: bytes  # a serialized tensorflow.ConfigProto, or b""
+    intra_op_parallelism: int
+    inter_op_parallelism: int
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every config file, parsed and validated."""
+
+    models: tuple[ModelConfig, ...]
+    batching: batching_config.BatchingOptions | None
+    metrics: monitoring.MetricsOptions
+    tls: TlsConfig | None
+    runtime: RuntimeSettings
+    channel_arguments: tuple[tuple[str, str | int], ...]
+
+
+def load_settings(options: ServerOptions) -> Settings:
+    """Read and validate every file the flags name; StartupError on any problem."""
+    try:
+        return Settings(
+            models=_models(options),
+            batching=_batching(options),
+            metrics=_metrics(options),
+            tls=_tls(options.ssl_config_file),
+            runtime=_runtime(options),
+            channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
+        )
+    except (
+        ModelConfigError,
+        batching_config.BatchingConfigError,
+        monitoring.MonitoringConfigError,
+        ChannelArgumentsError,
+        OSError,
+        text_format.ParseError,
+    ) as exc:
+        raise StartupError(str(exc)) from exc
+
+
+def parse_channel_arguments(text: str) -> tuple[tuple[str, str | int], ...]:
+    """``k=v,k=v`` -> channel options; integer-looking values become ints (as TF Serving)."""
+    pairs: list[tuple[str, str | int]] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ChannelArgumentsError(
+                f"--grpc_channel_arguments: '{item}' is not of the form key=value"
+            )
+        pairs.append((key, int(value) if value.lstrip("-").isdigit() else value))
+    return tuple(pairs)
+
+
+def _models(options: ServerOptions) -> tuple[ModelConfig, ...]:
+    if options.model_config_file:
+        return load_model_config_file(options.model_config_file)
+    return single_model_config(options.model_name, options.model_base_path)
+
+
+def _batching(options: ServerOptions) -> batching_config.BatchingOptions | None:
+    if not options.enable_batching:
+        return None
+    if options.batching_parameters_file:
+        return batching_config.load_batching_file(options.batching_parameters_file)
+    return batching_config.default_batching_options()
+
+
+def _metrics(options: ServerOptions) -> monitoring.MetricsOptions:
+    if options.monitoring_config_file:
+        return monitoring.load_monitoring_file(options.monitoring_config_file)
+    return monitoring.MetricsOptions(enabled=False)
+
+
+def _tls(path: str) -> TlsConfig | None:
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as fh:
+        try:
+            message = text_format.Parse(fh.read(), protos.SSLConfig())
+        except text_format.ParseError as exc:
+            raise StartupError(f"Invalid --ssl_config_file {path}: {exc}") from exc
+    if not message.server_key or not message.server_cert:
+        raise StartupError(f"--ssl_config_file {path}: server_key and server_cert are required")
+    return TlsConfig(
+        message.server_key, message.server_cert, message.custom_ca, message.client_verify
+    )
+
+
+def _runtime(options: ServerOptions) -> RuntimeSettings:
+    config = b""
+    if options.tensorflow_session_config_file:
+        from tensorflow.core.protobuf import config_pb2
+
+        with open(options.tensorflow_session_config_file, encoding="utf-8") as fh:
+            proto = text_format.Parse(fh.read(), config_pb2.ConfigProto())
+        config = proto.SerializeToString()
+    both = options.tensorflow_session_parallelism
+    return RuntimeSettings(
+        tags=options.tags,
+        session_config=config,
+        intra_op_parallelism=options.tensorflow_intra_op_parallelism or both,
+        inter_op_parallelism=options.tensorflow_inter_op_parallelism or both,
+    )

@@ -1,0 +1,1 @@
+"""The channel between protocol worker processes and the model process (``ServiceAPI`` calls)."""

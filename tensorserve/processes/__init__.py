@@ -1,0 +1,1 @@
+"""The multi-process server: a supervisor, one model process, protocol worker processes."""

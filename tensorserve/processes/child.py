@@ -1,0 +1,69 @@
+"""Entry point of a child process: ``python -m tensorserve.processes.child ROLE PARENT_PID FD``.
+
+Dies with its parent (``PR_SET_PDEATHSIG``), so a killed supervisor leaves no
+orphans. A protocol worker never imports TensorFlow: the proto modules it
+needs (``tensorflow.core.*``) are imported without running TensorFlow's
+package initialiser, which would load the whole runtime (~600 MB, seconds).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.util
+import os
+import pickle
+import signal
+import sys
+import types
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGKILL this process when its parent exits."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the status pipe's EOF still ends us
+        pass
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def lean_tensorflow_protos() -> None:
+    """Make ``tensorflow.core.*`` proto imports work without importing TensorFlow itself."""
+    if "tensorflow" in sys.modules:
+        return
+    spec = importlib.util.find_spec("tensorflow")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    package = types.ModuleType("tensorflow")
+    package.__path__ = list(spec.submodule_search_locations)
+    package.__spec__ = spec
+    sys.modules["tensorflow"] = package
+
+
+def main(argv: list[str]) -> int:
+    role, parent_pid, status_fd = argv[0], int(argv[1]), int(argv[2])
+    die_with_parent(parent_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides when to stop
+    if role == "worker":
+        lean_tensorflow_protos()
+    from tensorserve.ipc.wire import enable_pickling
+    from tensorserve.processes.spec import StatusPipe
+
+    enable_pickling()
+    spec = pickle.load(sys.stdin.buffer)
+
+    status = StatusPipe(status_fd)
+    if role == "worker":
+        from tensorserve.protocols.worker import run_worker
+
+        return run_worker(spec, status)
+    from tensorserve.processes.model import run_model_process
+
+    return run_model_process(spec, status)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

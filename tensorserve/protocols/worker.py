@@ -1,0 +1,49 @@
+"""A protocol worker process: REST and gRPC on the shared ports, over ``ipc.RemoteService``.
+
+Holds no model: it parses requests, decodes tensors to numpy, forwards each
+call to the model process and encodes the answers. It binds only when the
+supervisor says ``listen`` on its stdin (after the initial models loaded, when
+``--wait_for_initial_models``); on SIGTERM it drains its connections and exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+import sys
+
+import uvloop
+
+from tensorserve import logs
+from tensorserve.ipc.client import RemoteService
+from tensorserve.processes.spec import ChildSpec, StatusPipe
+from tensorserve.protocols.frontend import Frontend, Placement
+
+
+def run_worker(spec: ChildSpec, status: StatusPipe) -> int:
+    opts = spec.options
+    logs.configure_logging(opts.log_format, opts.log_level, access_log=opts.access_log)  # type: ignore[arg-type]
+    return uvloop.run(_serve(spec, status))
+
+
+async def _serve(spec: ChildSpec, status: StatusPipe) -> int:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    service = RemoteService(spec.ipc_path)
+    await service.connect()
+    await loop.run_in_executor(None, sys.stdin.buffer.readline)  # "listen"
+    placement = Placement(reuse_port=True, unix_socket=spec.index == 0)
+    frontend = Frontend(spec.options, spec.settings, service, placement)
+    try:
+        await frontend.start()
+    except (OSError, ssl.SSLError, RuntimeError, ValueError) as exc:
+        status.send("error", message=str(exc))
+        await frontend.stop(0)
+        return 1
+    status.send("listening", grpc_port=frontend.grpc_port, rest_port=frontend.rest_port)
+    await stop.wait()
+    await frontend.stop(spec.options.shutdown_grace_seconds)
+    await service.close()
+    return 0
