@@ -18,8 +18,8 @@ import copyreg
 import math
 import pickle
 import struct
-from types import MappingProxyType
 from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Final
 
 import numpy as np

@@ -394,7 +394,7 @@ def test_integer_overflow(http: httpx.Client, name: str, value: int) -> None:
     [("i8", 128), ("i8", -129), ("i16", 2**15), ("u8", 256), ("u8", -1), ("u16", 2**16)],
 )
 def test_narrow_int_out_of_range_is_rejected(http: httpx.Client, name: str, value: int) -> None:
-    # Deliberate difference (json_codec docstring): TF wraps these silently; we reject.
+    # Deliberate difference (json_decode docstring): TF wraps these silently; we reject.
     message = error_of(http.post(ALL_TYPES, json={"inputs": dict(GOOD, **{name: [value]})}), 400)
     assert message.startswith(
         f"JSON Value: {value} Type: Number is out of range for expected type: {DTYPE[name]}"

@@ -14,7 +14,7 @@ from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb
 
 from tensorserve import dtypes
 from tensorserve.errors import InvalidArgument, ServingError, Unimplemented
-from tensorserve.protocols.rest import json_codec as jc
+from tensorserve.protocols.rest import json_decode, json_encode, json_examples
 from tensorserve.servable import SignatureSpec, TensorSpec
 
 F32, F64 = dtypes.DT_FLOAT, dtypes.DT_DOUBLE
@@ -29,7 +29,9 @@ def _sig(**inputs: int) -> SignatureSpec:
 
 
 def _decode(body: bytes, **inputs: int) -> dict[str, np.ndarray]:
-    return jc.decode_inputs(jc.parse_predict(jc.loads(body)), _sig(**inputs))
+    return json_decode.decode_inputs(
+        json_decode.parse_predict(json_decode.loads(body)), _sig(**inputs)
+    )
 
 
 def _decode_error(body: bytes, **inputs: int) -> ServingError:
@@ -46,28 +48,28 @@ def _example_input(text: str) -> input_pb2.Input:
 
 
 def test_loads_parses_rfc_json() -> None:
-    assert jc.loads(b'{"instances": [1, 2.5, "a", true, null]}') == {
+    assert json_decode.loads(b'{"instances": [1, 2.5, "a", true, null]}') == {
         "instances": [1, 2.5, "a", True, None]
     }
 
 
 def test_loads_accepts_bare_nan_and_infinity_tokens() -> None:
-    doc = jc.loads(b'{"a": [NaN, Infinity, -Infinity, 1.5]}')
+    doc = json_decode.loads(b'{"a": [NaN, Infinity, -Infinity, 1.5]}')
     nan, pos_inf, neg_inf, plain = doc["a"]
     assert math.isnan(nan) and pos_inf == math.inf and neg_inf == -math.inf and plain == 1.5
 
 
 def test_loads_skips_utf8_bom() -> None:
-    assert jc.loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
+    assert json_decode.loads(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}
 
 
 def test_loads_reads_integers_beyond_uint64_as_doubles() -> None:
-    assert jc.loads(b"[18446744073709551616]") == [18446744073709551616.0]
+    assert json_decode.loads(b"[18446744073709551616]") == [18446744073709551616.0]
 
 
 def test_loads_empty_body_message_matches_tf_serving() -> None:
     with pytest.raises(InvalidArgument) as info:
-        jc.loads(b"")
+        json_decode.loads(b"")
     assert str(info.value) == "JSON Parse error: The document is empty"
 
 
@@ -98,7 +100,7 @@ def test_loads_empty_body_message_matches_tf_serving() -> None:
 )
 def test_loads_parse_errors_report_reason_and_byte_offset(body: bytes, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        jc.loads(body)
+        json_decode.loads(body)
     assert str(info.value) == message
 
 
@@ -129,7 +131,7 @@ def test_loads_parse_errors_report_reason_and_byte_offset(body: bytes, message: 
 )
 def test_loads_raises_only_invalid_argument_on_hostile_input(body: bytes) -> None:
     with pytest.raises(InvalidArgument, match=r"^JSON Parse error: "):
-        jc.loads(body)
+        json_decode.loads(body)
 
 
 # ---------------------------------------------------------------------- parse_predict
@@ -138,15 +140,15 @@ def test_loads_raises_only_invalid_argument_on_hostile_input(body: bytes) -> Non
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [
-        ({"instances": [1]}, jc.PredictBody("", False, [1])),
-        ({"signature_name": "s", "instances": [[1]]}, jc.PredictBody("s", False, [[1]])),
-        ({"inputs": 5}, jc.PredictBody("", True, 5)),
-        ({"inputs": {"a": [1]}, "other": 1}, jc.PredictBody("", True, {"a": [1]})),
-        ({"inputs": []}, jc.PredictBody("", True, [])),
+        ({"instances": [1]}, json_decode.PredictBody("", False, [1])),
+        ({"signature_name": "s", "instances": [[1]]}, json_decode.PredictBody("s", False, [[1]])),
+        ({"inputs": 5}, json_decode.PredictBody("", True, 5)),
+        ({"inputs": {"a": [1]}, "other": 1}, json_decode.PredictBody("", True, {"a": [1]})),
+        ({"inputs": []}, json_decode.PredictBody("", True, [])),
     ],
 )
-def test_parse_predict_accepts(doc: Any, expected: jc.PredictBody) -> None:
-    assert jc.parse_predict(doc) == expected
+def test_parse_predict_accepts(doc: Any, expected: json_decode.PredictBody) -> None:
+    assert json_decode.parse_predict(doc) == expected
 
 
 @pytest.mark.parametrize(
@@ -175,14 +177,14 @@ def test_parse_predict_accepts(doc: Any, expected: jc.PredictBody) -> None:
 )
 def test_parse_predict_rejects_with_tf_messages(doc: Any, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        jc.parse_predict(doc)
+        json_decode.parse_predict(doc)
     assert str(info.value) == message
 
 
 def test_parse_predict_truncates_quoted_documents() -> None:
     doc = {"instances": {"a": list(range(100_000))}}
     with pytest.raises(InvalidArgument) as info:
-        jc.parse_predict(doc)
+        json_decode.parse_predict(doc)
     message = str(info.value)
     assert message.startswith('JSON Value: {"instances":{"a":[0,1,2,')
     assert message.endswith("... Excepting 'instances' to be an list/array")
@@ -369,8 +371,8 @@ def test_decode_integers_beyond_uint64_are_doubles_for_float_inputs() -> None:
 
 def test_decode_exact_path_accepts_python_big_ints_like_the_fast_path() -> None:
     # Documents built outside orjson (or by the NaN fallback parser) may hold big ints.
-    body = jc.PredictBody("", True, [[1.5, 2**70], [float("nan"), -(2**70)]])
-    result = jc.decode_inputs(body, _sig(x=F32))
+    body = json_decode.PredictBody("", True, [[1.5, 2**70], [float("nan"), -(2**70)]])
+    result = json_decode.decode_inputs(body, _sig(x=F32))
     _check(result, {"x": np.array([[1.5, 2.0**70], [np.nan, -(2.0**70)]], np.float32)})
 
 
@@ -768,7 +770,7 @@ def test_decode_rejects_nesting_deeper_than_numpy_supports() -> None:
     for _ in range(5000):
         value = [value]
     with pytest.raises(InvalidArgument, match="nests lists 5000 deep"):
-        jc.decode_inputs(jc.PredictBody("", True, value), _sig(x=F32))
+        json_decode.decode_inputs(json_decode.PredictBody("", True, value), _sig(x=F32))
 
 
 # ----------------------------------------------------------------------- encode_predict
@@ -853,12 +855,12 @@ def _f32(*values: float) -> np.ndarray:
     ],
 )
 def test_encode_predict(outputs: dict[str, np.ndarray], columnar: bool, expected: bytes) -> None:
-    assert jc.encode_predict(outputs, columnar) == expected
+    assert json_encode.encode_predict(outputs, columnar) == expected
 
 
 def test_encode_predict_six_digit_precision_values_round_trip_as_float32() -> None:
     values = _f32(9000000, 999999, 0.5, 0.0003, 0.00003, 555557.5).reshape(2, 3)
-    text = jc.encode_predict({"float_tensor": values}, columnar=False)
+    text = json_encode.encode_predict({"float_tensor": values}, columnar=False)
     assert text == b'{"predictions":[[9000000.0,999999.0,0.5],[0.0003,0.00003,555557.5]]}'
     np.testing.assert_array_equal(np.array(orjson.loads(text)["predictions"], np.float32), values)
 
@@ -874,7 +876,7 @@ def _multi_outputs() -> dict[str, np.ndarray]:
 
 
 def test_encode_predict_multiple_outputs_row_format() -> None:
-    doc = orjson.loads(jc.encode_predict(_multi_outputs(), columnar=False))
+    doc = orjson.loads(json_encode.encode_predict(_multi_outputs(), columnar=False))
     assert doc == {
         "predictions": [
             {
@@ -898,7 +900,7 @@ def test_encode_predict_multiple_outputs_row_format() -> None:
 
 def test_encode_predict_multiple_outputs_columnar_format_keeps_order() -> None:
     outputs = dict(reversed(list(_multi_outputs().items())))
-    doc = orjson.loads(jc.encode_predict(outputs, columnar=True))
+    doc = orjson.loads(json_encode.encode_predict(outputs, columnar=True))
     assert list(doc["outputs"]) == list(outputs)
     assert doc["outputs"]["str_tensor"] == [["foo", "bar"], ["baz", "bat"]]
     assert doc["outputs"]["int_tensor"] == [[[1, 2], [3, 4], [5, 6]], [[7, 8], [9, 0], [1, 2]]]
@@ -907,7 +909,7 @@ def test_encode_predict_multiple_outputs_columnar_format_keeps_order() -> None:
 def test_encode_predict_non_finite_in_multi_output_rows() -> None:
     outputs = {"a": np.array([np.nan, 1.0], np.float32), "b": np.array([[np.inf], [2.0]])}
     assert (
-        jc.encode_predict(outputs, columnar=False)
+        json_encode.encode_predict(outputs, columnar=False)
         == b'{"predictions":[{"a":NaN,"b":[Infinity]},{"a":1.0,"b":[2.0]}]}'
     )
 
@@ -942,19 +944,21 @@ def test_encode_predict_non_finite_in_multi_output_rows() -> None:
 )
 def test_encode_predict_row_errors(outputs: dict[str, np.ndarray], message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        jc.encode_predict(outputs, columnar=False)
+        json_encode.encode_predict(outputs, columnar=False)
     assert str(info.value) == message
 
 
 def test_encode_predict_columnar_allows_scalars_and_mixed_batches() -> None:
     outputs: dict[str, np.ndarray] = {"a": np.array(1.5, np.float32), "b": np.zeros(3, np.int64)}
-    assert jc.encode_predict(outputs, columnar=True) == b'{"outputs":{"a":1.5,"b":[0,0,0]}}'
+    assert (
+        json_encode.encode_predict(outputs, columnar=True) == b'{"outputs":{"a":1.5,"b":[0,0,0]}}'
+    )
 
 
 def test_encode_then_loads_round_trips_float32_exactly() -> None:
     values = np.random.default_rng(1).standard_normal((16, 33)).astype(np.float32) * 1e6
     values[3, 4], values[5, 6], values[7, 8] = np.nan, np.inf, -np.inf
-    doc = jc.loads(jc.encode_predict({"y": values}, columnar=True))
+    doc = json_decode.loads(json_encode.encode_predict({"y": values}, columnar=True))
     np.testing.assert_array_equal(np.array(doc["outputs"], np.float32), values)
 
 
@@ -962,8 +966,8 @@ def test_encode_then_loads_round_trips_float32_exactly() -> None:
 
 
 def test_parse_examples_without_context() -> None:
-    signature, request_input = jc.parse_examples(
-        jc.loads(
+    signature, request_input = json_examples.parse_examples(
+        json_decode.loads(
             b"""{"examples": [{"names": ["foo", "bar"], "ratings": [8.0, 9.0], "age": 20},
                               {"names": ["baz"], "ratings": 6.0}]}"""
         )
@@ -983,8 +987,8 @@ def test_parse_examples_without_context() -> None:
 
 
 def test_parse_examples_with_context_and_signature() -> None:
-    signature, request_input = jc.parse_examples(
-        jc.loads(
+    signature, request_input = json_examples.parse_examples(
+        json_decode.loads(
             b"""{"signature_name": "custom_signature",
                  "context": {"query": "pizza", "location": ["sfo"]},
                  "examples": [
@@ -1009,13 +1013,15 @@ def test_parse_examples_with_context_and_signature() -> None:
 
 
 def test_parse_examples_empty_context_still_selects_context_list() -> None:
-    _, request_input = jc.parse_examples({"context": {}, "examples": [{"x": 2.0}]})
+    _, request_input = json_examples.parse_examples({"context": {}, "examples": [{"x": 2.0}]})
     assert request_input.WhichOneof("kind") == "example_list_with_context"
     assert request_input.example_list_with_context.HasField("context")
 
 
 def test_parse_examples_nan_float_feature() -> None:
-    _, request_input = jc.parse_examples(jc.loads(b'{"examples": [{"x": [NaN, 1.5]}]}'))
+    _, request_input = json_examples.parse_examples(
+        json_decode.loads(b'{"examples": [{"x": [NaN, 1.5]}]}')
+    )
     values = request_input.example_list.examples[0].features.feature["x"].float_list.value
     assert math.isnan(values[0]) and values[1] == 1.5
 
@@ -1103,7 +1109,7 @@ def test_parse_examples_nan_float_feature() -> None:
 )
 def test_parse_examples_rejects_with_tf_messages(doc: Any, message: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        jc.parse_examples(doc)
+        json_examples.parse_examples(doc)
     assert str(info.value) == message
 
 
@@ -1113,7 +1119,7 @@ def test_parse_examples_rejects_with_tf_messages(doc: Any, message: str) -> None
 def test_encode_classify_matches_half_plus_two_answer() -> None:
     result = classification_pb2.ClassificationResult()
     result.classifications.add().classes.add(label="", score=3.0)
-    assert jc.encode_classify(result) == b'{"results":[[["",3.0]]]}'
+    assert json_encode.encode_classify(result) == b'{"results":[[["",3.0]]]}'
 
 
 def test_encode_classify_prints_float32_scores_shortest() -> None:
@@ -1126,7 +1132,7 @@ def test_encode_classify_prints_float32_scores_shortest() -> None:
                              classes { label: "bus" score: -inf } }""",
         classification_pb2.ClassificationResult(),
     )
-    assert jc.encode_classify(result) == (
+    assert json_encode.encode_classify(result) == (
         b'{"results":[[["car",0.2],["bike",0.7],["bus",0.1]],'
         b'[["car",0.7],["bike",NaN],["bus",-Infinity]]]}'
     )
@@ -1147,16 +1153,16 @@ def test_encode_regress(values: list[float], expected: bytes) -> None:
     result = regression_pb2.RegressionResult()
     for value in values:
         result.regressions.add(value=value)
-    assert jc.encode_regress(result) == expected
+    assert json_encode.encode_regress(result) == expected
 
 
 def test_encode_empty_results_are_rejected() -> None:
     with pytest.raises(
         InvalidArgument, match=r"^Cannot convert empty ClassificationResults to JSON$"
     ):
-        jc.encode_classify(classification_pb2.ClassificationResult())
+        json_encode.encode_classify(classification_pb2.ClassificationResult())
     with pytest.raises(InvalidArgument, match=r"^Cannot convert empty RegressionResults to JSON$"):
-        jc.encode_regress(regression_pb2.RegressionResult())
+        json_encode.encode_regress(regression_pb2.RegressionResult())
 
 
 @pytest.mark.parametrize(
@@ -1169,6 +1175,6 @@ def test_encode_empty_results_are_rejected() -> None:
     ],
 )
 def test_encode_error(message: str, expected: bytes) -> None:
-    body = jc.encode_error(message)
+    body = json_encode.encode_error(message)
     assert body == expected
     assert json.loads(body) == {"error": message}

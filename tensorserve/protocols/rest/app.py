@@ -1,8 +1,8 @@
 """The REST API as a plain ASGI application (served by uvicorn + httptools + uvloop).
 
-TF Serving's URLs, JSON shapes and status codes (``protocols/rest/routes.py``,
-``json_codec.py``, ``status.py``); every model call goes through a
-``service.api.ServiceAPI`` (in-process, or the model process over ``ipc/``).
+TF Serving's URLs, JSON shapes and status codes (``routes.py``, ``json_decode.py``,
+``json_encode.py``, ``json_examples.py``, ``status.py``); every model call goes through
+a ``service.api.ServiceAPI`` (in-process, or the model process over ``ipc/``).
 Beyond TF Serving: ``GET /v1/models``, OIP health and readiness under ``/v2``,
 gzip bodies, a body size limit (413), JSON 404s.
 A raw ASGI callable is used instead of a framework router: the route table is
@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable
 from tensorserve.metrics.endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from tensorserve.protocols.rest import json_codec
+from tensorserve.protocols.rest import json_decode, json_encode, json_examples
 from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
 from tensorserve.protocols.rest.status import http_status
 from tensorserve.servable import SignatureSpec
@@ -122,13 +122,13 @@ class RestApp:
                 await self._send(send, status, payload, ctype)
                 return status, None
         except ServingError as exc:
-            status, payload = http_status(exc.code), json_codec.encode_error(exc.message)
+            status, payload = http_status(exc.code), json_encode.encode_error(exc.message)
         except HttpError as exc:
-            status, payload = exc.status, json_codec.encode_error(exc.message)
+            status, payload = exc.status, json_encode.encode_error(exc.message)
         except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
             message = f"Internal error: {type(exc).__name__}: {exc}"
-            status, payload = http_status(Code.INTERNAL), json_codec.encode_error(message)
+            status, payload = http_status(Code.INTERNAL), json_encode.encode_error(message)
         await self._send(send, status, payload, JSON)
         return status, route
 
@@ -155,30 +155,30 @@ class RestApp:
         doc = await self._parse(body)
         if route.action == "predict":
             return 200, await self._predict(model, doc, heavy=len(body) > _OFFLOAD_BYTES)
-        signature, request_input = json_codec.parse_examples(doc)
+        signature, request_input = json_examples.parse_examples(doc)
         timeout = self._options.timeout_s
         if route.action == "classify":
             cls = await self._service.classify(model, signature, request_input, REST, timeout)
-            return 200, json_codec.encode_classify(cls.result)
+            return 200, json_encode.encode_classify(cls.result)
         reg = await self._service.regress(model, signature, request_input, REST, timeout)
-        return 200, json_codec.encode_regress(reg.result)
+        return 200, json_encode.encode_regress(reg.result)
 
     async def _parse(self, body: bytes) -> Any:
         if len(body) > _OFFLOAD_BYTES:
-            return await asyncio.get_running_loop().run_in_executor(None, json_codec.loads, body)
-        return json_codec.loads(body)
+            return await asyncio.get_running_loop().run_in_executor(None, json_decode.loads, body)
+        return json_decode.loads(body)
 
     async def _predict(self, model: ServableRequest, doc: Any, heavy: bool) -> bytes:
-        parsed = json_codec.parse_predict(doc)
+        parsed = json_decode.parse_predict(doc)
         result = await self._run_predict(model, parsed, heavy)
         if heavy or _large(result.outputs):
             return await asyncio.get_running_loop().run_in_executor(
-                None, json_codec.encode_predict, result.outputs, parsed.columnar
+                None, json_encode.encode_predict, result.outputs, parsed.columnar
             )
-        return json_codec.encode_predict(result.outputs, parsed.columnar)
+        return json_encode.encode_predict(result.outputs, parsed.columnar)
 
     async def _run_predict(
-        self, model: ServableRequest, parsed: json_codec.PredictBody, heavy: bool
+        self, model: ServableRequest, parsed: json_decode.PredictBody, heavy: bool
     ) -> PredictResult:
         """JSON needs the signature's dtypes: decode for the signature the model has now,
         and once more if the call resolved to a different one (a swap in between)."""
@@ -199,16 +199,16 @@ class RestApp:
     async def _decode(
         self,
         model: ServableRequest,
-        parsed: json_codec.PredictBody,
+        parsed: json_decode.PredictBody,
         spec: SignatureSpec,
         heavy: bool,
     ) -> PredictCall:
         try:
             if heavy:
                 loop = asyncio.get_running_loop()
-                inputs = await loop.run_in_executor(None, json_codec.decode_inputs, parsed, spec)
+                inputs = await loop.run_in_executor(None, json_decode.decode_inputs, parsed, spec)
             else:
-                inputs = json_codec.decode_inputs(parsed, spec)
+                inputs = json_decode.decode_inputs(parsed, spec)
         except ServingError as exc:
             return PredictCall(
                 model, parsed.signature_name, {}, decoded_for=input_dtypes(spec), decode_error=exc
@@ -266,12 +266,12 @@ class RestApp:
         target = parse_v2_ready(path) if method == "GET" else None
         if target is not None:
             return await self._model_ready(*target)
-        return 404, json_codec.encode_error(f"Not found: {method} {path}"), JSON
+        return 404, json_encode.encode_error(f"Not found: {method} {path}"), JSON
 
     async def _model_ready(self, name: str, version: int | None) -> tuple[int, bytes, bytes]:
         ready = await self._service.model_ready(name, version)
         if ready is None:
-            return 404, json_codec.encode_error(f"Model {name} is not configured"), JSON
+            return 404, json_encode.encode_error(f"Model {name} is not configured"), JSON
         body = orjson.dumps({"name": name, "ready": ready})
         return (200 if ready else 503), body, JSON
 
@@ -335,7 +335,7 @@ def _preflight(scope: Scope) -> tuple[int, bytes]:
     if origin.startswith((b"http://", b"https://")):
         return 200, b""
     error = ServingError("Origin header is missing in CORS preflight", Code.FAILED_PRECONDITION)
-    return http_status(error.code), json_codec.encode_error(error.message)
+    return http_status(error.code), json_encode.encode_error(error.message)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

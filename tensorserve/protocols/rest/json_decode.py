@@ -32,7 +32,6 @@ unknown keys of a columnar ``inputs`` object are ignored.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 import math
@@ -43,33 +42,24 @@ from typing import Any, Final
 
 import numpy as np
 import orjson
-from tensorflow.core.example import example_pb2, feature_pb2
-from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
 from tensorserve import dtypes
 from tensorserve.errors import InvalidArgument, Unimplemented
+from tensorserve.protocols.rest.json_common import (
+    INT64_MAX,
+    INT64_MIN,
+    UINT64_MAX,
+    BadValue,
+    is_b64,
+    json_type,
+    require_object,
+    snippet,
+)
 from tensorserve.servable import SignatureSpec
 
-__all__ = [
-    "PredictBody",
-    "decode_inputs",
-    "encode_classify",
-    "encode_error",
-    "encode_predict",
-    "encode_regress",
-    "loads",
-    "parse_examples",
-    "parse_predict",
-]
-
-_NUMPY_OPT: Final = orjson.OPT_SERIALIZE_NUMPY
 _UTF8_BOM: Final = b"\xef\xbb\xbf"
 _MAX_RANK: Final = 64  # numpy's limit (TF allows 254)
-_SNIPPET_CHARS: Final = 200
 _BIG_EXPONENT: Final = re.compile(rb"[eE][+-]?0*[1-9][0-9]{2}")  # may overflow a double
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
-_UINT64_MAX: Final = 2**64 - 1
 _FLOAT32_MAX: Final = 3.4028234663852886e38  # np.finfo(np.float32).max
 # Largest integer TF Serving accepts for float/double without "loss of precision".
 _LOSSLESS_INT: Final[dict[int, int]] = {dtypes.DT_FLOAT: 2**24 - 1, dtypes.DT_DOUBLE: 2**53 - 1}
@@ -82,8 +72,8 @@ _INT_RANGES: Final[dict[int, tuple[tuple[int, int], tuple[int, int]]]] = {
     dtypes.DT_UINT8: (_INT32_RANGE, (0, 255)),
     dtypes.DT_UINT16: ((0, 2**32 - 1), (0, 2**16 - 1)),
     dtypes.DT_UINT32: ((0, 2**32 - 1), (0, 2**32 - 1)),
-    dtypes.DT_INT64: ((_INT64_MIN, _INT64_MAX), (_INT64_MIN, _INT64_MAX)),
-    dtypes.DT_UINT64: ((0, _UINT64_MAX), (0, _UINT64_MAX)),
+    dtypes.DT_INT64: ((INT64_MIN, INT64_MAX), (INT64_MIN, INT64_MAX)),
+    dtypes.DT_UINT64: ((0, UINT64_MAX), (0, UINT64_MAX)),
 }
 _FLOAT_CODES: Final = frozenset({dtypes.DT_FLOAT, dtypes.DT_DOUBLE})
 _SUPPORTED: Final = frozenset({*_INT_RANGES, *_FLOAT_CODES, dtypes.DT_BOOL, dtypes.DT_STRING})
@@ -96,14 +86,6 @@ _MULTI_COLUMN_INPUTS: Final = (
     "inputs is a plain value/list, but expecting an object as multiple input tensors "
     "required as per tensorinfo_map"
 )
-
-
-class _BadValue(Exception):
-    """Internal: a value-level error; callers add input context and wrap it."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
 
 # --------------------------------------------------------------------------- parsing
@@ -200,12 +182,12 @@ class PredictBody:
 
 def parse_predict(doc: Any) -> PredictBody:
     """Validate the predict envelope as TF Serving does; InvalidArgument if malformed."""
-    obj = _require_object(doc)
-    signature = _signature_name(obj)
+    obj = require_object(doc)
+    signature = signature_name(obj)
     has_instances, has_inputs = "instances" in obj, "inputs" in obj
     if has_instances and has_inputs:
         raise InvalidArgument(
-            f"JSON Value: {_snippet(obj)} Not formatted correctly expecting only one of "
+            f"JSON Value: {snippet(obj)} Not formatted correctly expecting only one of "
             "'inputs' or 'instances' keys to exist "
         )
     if has_inputs:
@@ -215,24 +197,18 @@ def parse_predict(doc: Any) -> PredictBody:
     instances = obj["instances"]
     if type(instances) is not list:
         raise InvalidArgument(
-            f"JSON Value: {_snippet(obj)} Excepting 'instances' to be an list/array"
+            f"JSON Value: {snippet(obj)} Excepting 'instances' to be an list/array"
         )
     if not instances:
-        raise InvalidArgument(f"JSON Value: {_snippet(obj)} No values in 'instances' array")
+        raise InvalidArgument(f"JSON Value: {snippet(obj)} No values in 'instances' array")
     return PredictBody(signature, False, instances)
 
 
-def _require_object(doc: Any) -> dict[str, Any]:
-    if type(doc) is not dict:
-        raise InvalidArgument(f"JSON Value: {_snippet(doc)} Is not object")
-    return doc
-
-
-def _signature_name(obj: dict[str, Any]) -> str:
+def signature_name(obj: dict[str, Any]) -> str:
     name = obj.get("signature_name", "")
     if type(name) is not str:
         raise InvalidArgument(
-            f"JSON Value: {_snippet(obj)} not formatted correctly. "
+            f"JSON Value: {snippet(obj)} not formatted correctly. "
             "'signature_name' key must be a string value."
         )
     return name
@@ -273,7 +249,7 @@ def _check_supported(inputs: Mapping[str, int]) -> None:
 
 
 def _decode_columns(payload: Any, inputs: Mapping[str, int]) -> dict[str, np.ndarray]:
-    if type(payload) is not dict or _is_b64(payload):
+    if type(payload) is not dict or is_b64(payload):
         if len(inputs) > 1:
             raise InvalidArgument(_MULTI_COLUMN_INPUTS)
         ((name, code),) = inputs.items()
@@ -294,7 +270,7 @@ def _tensor(value: Any, name: str, code: int) -> np.ndarray:
     leaves: list[Any] = []
     try:
         shape = _walk(value, code, leaves)
-    except _BadValue as err:
+    except BadValue as err:
         raise InvalidArgument(_with_context(err.message, name, code)) from None
     return _assemble(leaves, shape, code)
 
@@ -321,7 +297,7 @@ def _fast_rows(
         return None if arr is None else {name: arr}
     names = frozenset(inputs)
     for elem in instances:
-        if type(elem) is not dict or elem.keys() != names or _is_b64(elem):
+        if type(elem) is not dict or elem.keys() != names or is_b64(elem):
             return None
     result: dict[str, np.ndarray] = {}
     for name, code in inputs.items():
@@ -376,7 +352,7 @@ def _add_named_row(columns: dict[str, _Column], elem: Any, index: int) -> None:
     if elem.keys() != columns.keys():
         raise InvalidArgument(
             f"Failed to process element: {index} of 'instances' list. JSON object: "
-            f"{_snippet(elem)} must only have keys: {','.join(sorted(columns))}"
+            f"{snippet(elem)} must only have keys: {','.join(sorted(columns))}"
         )
 
 
@@ -385,7 +361,7 @@ def _add_row_item(column: _Column, value: Any, index: int, name: str, named: boo
     try:
         shape = _walk(value, column.code, column.leaves)
         _check_row_shape(column, shape, len(column.leaves) - start)
-    except _BadValue as err:
+    except BadValue as err:
         key = f" key: {name}" if named else ""
         raise InvalidArgument(
             f"Failed to process element: {index}{key} of 'instances' list. Error: "
@@ -397,24 +373,17 @@ def _check_row_shape(column: _Column, shape: tuple[int, ...], size: int) -> None
     if column.shape is None:
         column.shape, column.size = shape, size
     elif size != column.size:
-        raise _BadValue(f"Expecting tensor size: {column.size} but got: {size}")
+        raise BadValue(f"Expecting tensor size: {column.size} but got: {size}")
     elif shape != column.shape:
-        raise _BadValue(
-            f"Expecting shape {_shape_text(column.shape)} but got: {_shape_text(shape)}"
-        )
+        raise BadValue(f"Expecting shape {_shape_text(column.shape)} but got: {_shape_text(shape)}")
 
 
 def _shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(dim) for dim in shape) + "]"
 
 
-def _is_b64(value: Any) -> bool:
-    """TF's base64 object: exactly one key, ``b64``, holding a string."""
-    return type(value) is dict and len(value) == 1 and type(value.get("b64")) is str
-
-
 def _is_named_object(value: Any) -> bool:
-    return type(value) is dict and not _is_b64(value)
+    return type(value) is dict and not is_b64(value)
 
 
 # ----------------------------------------------------------------- fast numeric path
@@ -427,7 +396,7 @@ def _quick(value: Any, code: int) -> np.ndarray | None:
     leaves: list[Any] = []
     try:
         shape = _walk(value, code, leaves)
-    except _BadValue:
+    except BadValue:
         return None
     return _assemble(leaves, shape, code)
 
@@ -476,11 +445,11 @@ def _walk(value: Any, code: int, leaves: list[Any]) -> tuple[int, ...]:
     """Append ``value``'s converted leaves to ``leaves``; return its shape.
 
     Shape comes from the first element at each level (TF's rule); every list
-    must then match it. Raises _BadValue with TF Serving's message.
+    must then match it. Raises BadValue with TF Serving's message.
     """
     shape = _dense_shape(value)
     if len(shape) > _MAX_RANK:
-        raise _BadValue(f"JSON value nests lists {len(shape)} deep; the maximum is {_MAX_RANK}")
+        raise BadValue(f"JSON value nests lists {len(shape)} deep; the maximum is {_MAX_RANK}")
     _fill(value, 0, shape, _LEAF_CONVERTERS[code], leaves)
     return shape
 
@@ -505,16 +474,16 @@ def _fill(
     rank = len(shape)
     if type(value) is not list:
         if level != rank:
-            raise _BadValue(
-                f"JSON Value: {_snippet(value)} found at incorrect level: {level + 1} "
+            raise BadValue(
+                f"JSON Value: {snippet(value)} found at incorrect level: {level + 1} "
                 f"in the JSON DOM. Expected at level: {rank}"
             )
         leaves.append(convert(value))
         return
     if level >= rank:
-        raise _BadValue(f"Encountered list at unexpected level: {level} expected < {rank}")
+        raise BadValue(f"Encountered list at unexpected level: {level} expected < {rank}")
     if len(value) != shape[level]:
-        raise _BadValue(
+        raise BadValue(
             f"Encountered list at unexpected size: {len(value)} at level: {level} "
             f"expected size: {shape[level]}"
         )
@@ -530,36 +499,36 @@ def _assemble(leaves: list[Any], shape: tuple[int, ...], code: int) -> np.ndarra
     return np.array(leaves, dtype=dtypes.NUMPY[code]).reshape(shape)
 
 
-def _type_error(value: Any, code: int) -> _BadValue:
-    return _BadValue(
-        f"JSON Value: {_snippet(value)} Type: {_json_type(value)} is not of expected type: "
+def _type_error(value: Any, code: int) -> BadValue:
+    return BadValue(
+        f"JSON Value: {snippet(value)} Type: {json_type(value)} is not of expected type: "
         f"{dtypes.short_name(code)}"
     )
 
 
-def _lossy_error(value: Any, target: str) -> _BadValue:
-    return _BadValue(
-        f"Cannot convert JSON value: {_snippet(value)} to {target} without loss of precision."
+def _lossy_error(value: Any, target: str) -> BadValue:
+    return BadValue(
+        f"Cannot convert JSON value: {snippet(value)} to {target} without loss of precision."
     )
 
 
-def _as_double(value: int) -> float:
+def as_double(value: int) -> float:
     """An integer beyond 64 bits, read as a double like rapidjson does."""
     try:
         return float(value)
     except OverflowError:
-        raise _BadValue("Number too big to be stored in double.") from None
+        raise BadValue("Number too big to be stored in double.") from None
 
 
-def _leaf_real(value: Any, code: int) -> float | int:
+def leaf_real(value: Any, code: int) -> float | int:
     """float/double leaf: any number except where TF reports loss of precision."""
     kind = type(value)
     if kind is int:
-        if _INT64_MIN <= value <= _UINT64_MAX:
+        if INT64_MIN <= value <= UINT64_MAX:
             if abs(value) > _LOSSLESS_INT[code]:
                 raise _lossy_error(value, dtypes.short_name(code))
             return int(value)
-        value = _as_double(value)
+        value = as_double(value)
     elif kind is not float:
         raise _type_error(value, code)
     if code == dtypes.DT_FLOAT and math.isfinite(value) and abs(value) > _FLOAT32_MAX:
@@ -575,7 +544,7 @@ def _leaf_int(value: Any, code: int) -> int:
     if not tf_low <= value <= tf_high:
         raise _type_error(value, code)
     if not low <= value <= high:
-        raise _BadValue(
+        raise BadValue(
             f"JSON Value: {value} Type: Number is out of range for expected type: "
             f"{dtypes.short_name(code)}"
         )
@@ -588,28 +557,26 @@ def _leaf_bool(value: Any) -> bool:
     return value
 
 
-def _leaf_string(value: Any) -> bytes:
+def leaf_string(value: Any) -> bytes:
     """DT_STRING leaf: a JSON string (UTF-8 bytes) or a ``{"b64": ...}`` object."""
     if type(value) is str:
         try:
             return value.encode("utf-8")
         except UnicodeEncodeError:
-            raise _BadValue(f"JSON Value: {_snippet(value)} is not valid UTF-8") from None
+            raise BadValue(f"JSON Value: {snippet(value)} is not valid UTF-8") from None
     if type(value) is dict:
-        if not _is_b64(value):
-            raise _BadValue(
-                f"JSON Value: {_snippet(value)} not formatted correctly for base64 data"
-            )
+        if not is_b64(value):
+            raise BadValue(f"JSON Value: {snippet(value)} not formatted correctly for base64 data")
         return _b64decode(value["b64"])
     raise _type_error(value, dtypes.DT_STRING)
 
 
 def _leaf_for(code: int) -> Callable[[Any], Any]:
     if code in _FLOAT_CODES:
-        return lambda value: _leaf_real(value, code)
+        return lambda value: leaf_real(value, code)
     if code in _INT_RANGES:
         return lambda value: _leaf_int(value, code)
-    return _leaf_bool if code == dtypes.DT_BOOL else _leaf_string
+    return _leaf_bool if code == dtypes.DT_BOOL else leaf_string
 
 
 _LEAF_CONVERTERS: Final[dict[int, Callable[[Any], Any]]] = {
@@ -622,360 +589,13 @@ def _b64decode(text: str) -> bytes:
     try:
         data = b"".join(text.encode("ascii").split())
     except UnicodeEncodeError:
-        raise _BadValue("Unable to base64 decode") from None
+        raise BadValue("Unable to base64 decode") from None
     core = data.rstrip(b"=")
     missing = -len(core) % 4
     padding = len(data) - len(core)
     if missing == 3 or padding not in (0, missing):
-        raise _BadValue("Unable to base64 decode")
+        raise BadValue("Unable to base64 decode")
     try:
         return binascii.a2b_base64(core + b"=" * missing, strict_mode=True)
     except (binascii.Error, ValueError):
-        raise _BadValue("Unable to base64 decode") from None
-
-
-# --------------------------------------------------------------- classify / regress
-
-
-def parse_examples(doc: Any) -> tuple[str, input_pb2.Input]:
-    """Classify/regress body -> (signature name or "", ``Input`` of tf.Examples).
-
-    With ``context`` the Input holds ``example_list_with_context``, else
-    ``example_list``. Feature kinds follow TF Serving: strings and b64
-    objects -> bytes_list, numbers with a fraction/exponent -> float_list,
-    integers and booleans -> int64_list. Raises InvalidArgument otherwise.
-    """
-    obj = _require_object(doc)
-    signature = _signature_name(obj)
-    request_input = input_pb2.Input()
-    has_context = "context" in obj
-    if has_context:
-        context = request_input.example_list_with_context.context
-        context.SetInParent()
-        _fill_example(obj["context"], context)
-    examples = _examples_list(obj)
-    target = (
-        request_input.example_list_with_context.examples
-        if has_context
-        else request_input.example_list.examples
-    )
-    for value in examples:
-        _fill_example(value, target.add())
-    return signature, request_input
-
-
-def _examples_list(obj: dict[str, Any]) -> list[Any]:
-    if "examples" not in obj:
-        raise InvalidArgument(
-            f"JSON Value: {_snippet(obj)} When method is classify, key 'examples' is "
-            "expected and was not found"
-        )
-    examples = obj["examples"]
-    if type(examples) is not list:
-        raise InvalidArgument(
-            f"JSON Value: {_snippet(obj)} Expecting 'examples' value to be an list/array"
-        )
-    if not examples:
-        raise InvalidArgument(f"JSON Value: {_snippet(obj)} 'examples' value is an empty array")
-    return examples
-
-
-def _fill_example(value: Any, example: example_pb2.Example) -> None:
-    if type(value) is not dict:
-        raise InvalidArgument(f"Example must be JSON object but got JSON {_json_type(value)}")
-    features = example.features.feature
-    for name, content in value.items():
-        items = content if type(content) is list else [content]
-        _fill_feature(name, items, features[name])
-
-
-def _fill_feature(name: str, items: list[Any], feature: feature_pb2.Feature) -> None:
-    kind: str | None = None
-    values: list[Any] = []
-    for item in items:
-        item_kind = _feature_kind(name, item)
-        if kind is not None and item_kind != kind:
-            raise InvalidArgument(
-                f"Unexpected element type in feature: {name} expecting type: {kind}"
-            )
-        kind = item_kind
-        values.append(_feature_value(name, item, item_kind))
-    if kind == "bytes":
-        feature.bytes_list.value.extend(values)
-    elif kind == "float":
-        feature.float_list.value.extend(values)
-    elif kind == "int64":
-        feature.int64_list.value.extend(values)
-
-
-def _feature_kind(name: str, item: Any) -> str:
-    kind = type(item)
-    if kind is str or _is_b64(item):
-        return "bytes"
-    if kind is bool:
-        return "int64"
-    if kind is int:
-        return "int64" if _INT64_MIN <= item <= _UINT64_MAX else "float"
-    if kind is float:
-        return "float"
-    raise InvalidArgument(
-        f"Feature: {name} has element with unexpected JSON type: {_json_type(item)}"
-    )
-
-
-def _feature_value(name: str, item: Any, kind: str) -> Any:
-    try:
-        if kind == "bytes":
-            return _leaf_string(item)
-        if kind == "float":
-            value = _as_double(item) if type(item) is int else item
-            return _leaf_real(value, dtypes.DT_FLOAT)
-    except _BadValue as err:
-        raise InvalidArgument(f"{err.message} (feature: '{name}')") from None
-    if item > _INT64_MAX:
-        raise InvalidArgument(f"Feature: {name} has uint64 element. Only int64 is supported.")
-    return int(item)
-
-
-# --------------------------------------------------------------------------- encoding
-
-
-def encode_predict(outputs: Mapping[str, np.ndarray], columnar: bool) -> bytes:
-    """Predict response: ``{"outputs": ...}`` (columnar) or ``{"predictions": ...}`` (row).
-
-    Row format needs every output to have rank >= 1 and the same dim 0.
-    Keys keep the mapping's order. Raises InvalidArgument for an empty map,
-    inconsistent batch sizes or unsupported output dtypes.
-    """
-    if not outputs:
-        raise InvalidArgument("Cannot convert empty tensor map to JSON")
-    tensors = {name: _output_array(name, value) for name, value in outputs.items()}
-    if columnar:
-        parts = {name: _tensor_json(name, arr) for name, arr in tensors.items()}
-        body: Any = next(iter(parts.values())) if len(parts) == 1 else parts
-        return _dumps({"outputs": body})
-    batch = _batch_size(tensors)
-    if len(tensors) == 1:
-        ((name, arr),) = tensors.items()
-        return _dumps({"predictions": _tensor_json(name, arr)})
-    rows = {name: _row_values(name, arr) for name, arr in tensors.items()}
-    predictions = [{name: rows[name][i] for name in rows} for i in range(batch)]
-    return _dumps({"predictions": predictions})
-
-
-def _output_array(name: str, value: np.ndarray) -> np.ndarray:
-    """C-contiguous, native-endian view/copy of an output; InvalidArgument if not writable."""
-    arr = np.asarray(value)
-    kind = arr.dtype.kind
-    if kind in "OSU":
-        return arr
-    if kind not in "iub" and not (kind == "f" and arr.dtype.itemsize in (4, 8)):
-        code = dtypes.from_numpy(arr.dtype)
-        raise InvalidArgument(
-            f"Failed to write JSON value for tensor type: {dtypes.short_name(code)} "
-            f"(output: '{name}')"
-        )
-    if not arr.dtype.isnative:
-        arr = arr.astype(arr.dtype.newbyteorder("="))
-    return arr if arr.flags.c_contiguous else arr.copy(order="C")
-
-
-def _batch_size(tensors: Mapping[str, np.ndarray]) -> int:
-    batch = -1
-    for name, arr in tensors.items():
-        if arr.ndim == 0:
-            raise InvalidArgument(f"Tensor name: {name} has no shape information ")
-        if batch >= 0 and arr.shape[0] != batch:
-            raise InvalidArgument(
-                f"Tensor name: {name} has inconsistent batch size: {arr.shape[0]} "
-                f"expecting: {batch}"
-            )
-        batch = arr.shape[0]
-    return batch
-
-
-def _tensor_json(name: str, arr: np.ndarray) -> Any:
-    """Something orjson serialises as the tensor's nested-list JSON."""
-    if arr.dtype.kind in "OSU":
-        return _string_json(arr, name.endswith("_bytes"))
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        return orjson.Fragment(_nonfinite_text(arr))
-    return arr if arr.ndim else arr[()]
-
-
-def _row_values(name: str, arr: np.ndarray) -> list[Any] | np.ndarray:
-    """Per-batch-row JSON values of one output (row format, several outputs)."""
-    if arr.dtype.kind in "OSU":
-        nested = _string_json(arr, name.endswith("_bytes"))
-        assert isinstance(nested, list)
-        return nested
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        return [orjson.Fragment(_nonfinite_text(arr[i])) for i in range(arr.shape[0])]
-    return arr
-
-
-def _nonfinite_text(arr: np.ndarray) -> bytes:
-    """JSON text of a float array with bare NaN/Infinity/-Infinity tokens.
-
-    orjson writes non-finite floats as null, so zeros stand in for them and
-    the matching comma-separated tokens (one per element, C order) are
-    patched afterwards.
-    """
-    arr = np.asarray(arr)
-    finite = np.isfinite(arr)
-    if arr.ndim == 0:
-        return _dumps(arr[()]) if finite else _float_token(float(arr))
-    tokens = _dumps(np.where(finite, arr, 0)).split(b",")
-    for index in np.flatnonzero(~finite).tolist():
-        token = tokens[index]
-        head = len(token) - len(token.lstrip(b"["))
-        tail = len(token.rstrip(b"]"))
-        tokens[index] = token[:head] + _float_token(float(arr.flat[index])) + token[tail:]
-    return b",".join(tokens)
-
-
-def _float_token(value: float) -> bytes:
-    if math.isnan(value):
-        return b"NaN"
-    return b"Infinity" if value > 0 else b"-Infinity"
-
-
-def _string_json(arr: np.ndarray, as_bytes: bool) -> Any:
-    convert = _b64_json if as_bytes else _text_json
-    flat = np.empty(arr.size, dtype=object)
-    flat[:] = [convert(item) for item in arr.ravel().tolist()]
-    return flat.reshape(arr.shape).tolist()
-
-
-def _text_json(item: Any) -> Any:
-    """A string element as JSON text; non-UTF-8 bytes fall back to ``{"b64": ...}``."""
-    if type(item) is str:
-        return item
-    raw = _as_bytes(item)
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return {"b64": base64.b64encode(raw).decode("ascii")}
-
-
-def _b64_json(item: Any) -> dict[str, str]:
-    raw = item.encode("utf-8") if type(item) is str else _as_bytes(item)
-    return {"b64": base64.b64encode(raw).decode("ascii")}
-
-
-def _as_bytes(item: Any) -> bytes:
-    if isinstance(item, bytes | bytearray | memoryview):
-        return bytes(item)
-    raise InvalidArgument(
-        f"Failed to write JSON value for tensor type: string (element of type "
-        f"{type(item).__name__})"
-    )
-
-
-def encode_classify(result: classification_pb2.ClassificationResult) -> bytes:
-    """``{"results": [[[label, score], ...] per example]}``; scores are float32 text."""
-    if not result.classifications:
-        raise InvalidArgument("Cannot convert empty ClassificationResults to JSON")
-    results = [
-        [[cls.label, _float32_json(cls.score)] for cls in item.classes]
-        for item in result.classifications
-    ]
-    return _dumps({"results": results})
-
-
-def encode_regress(result: regression_pb2.RegressionResult) -> bytes:
-    """``{"results": [value, ...]}``; values are float32 text."""
-    if not result.regressions:
-        raise InvalidArgument("Cannot convert empty RegressionResults to JSON")
-    values = np.array([item.value for item in result.regressions], dtype=np.float32)
-    return _dumps({"results": _tensor_json("results", values)})
-
-
-def _float32_json(value: float) -> Any:
-    if math.isfinite(value):
-        return np.float32(value)
-    return orjson.Fragment(_float_token(value))
-
-
-def encode_error(message: str) -> bytes:
-    """``{"error": message}``; never raises (lone surrogates are escaped)."""
-    try:
-        return orjson.dumps({"error": message})
-    except TypeError:
-        return json.dumps({"error": message}).encode("ascii")
-
-
-def _dumps(value: Any) -> bytes:
-    try:
-        return orjson.dumps(value, option=_NUMPY_OPT)
-    except TypeError as err:  # e.g. a str with lone surrogates
-        raise InvalidArgument(f"Failed to write JSON response: {err}") from None
-
-
-# ------------------------------------------------------------------ message helpers
-
-
-def _json_type(value: Any) -> str:
-    """rapidjson's type name of a parsed JSON value."""
-    if value is None:
-        return "Null"
-    if value is True:
-        return "True"
-    if value is False:
-        return "False"
-    if type(value) is dict:
-        return "Object"
-    if type(value) is list:
-        return "Array"
-    return "String" if type(value) is str else "Number"
-
-
-def _snippet(value: Any, limit: int = _SNIPPET_CHARS) -> str:
-    """Compact JSON text of a value for messages, cut after ``limit`` characters."""
-    parts: list[str] = []
-    _render(value, parts, limit)
-    text = "".join(parts)
-    return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _render(value: Any, parts: list[str], budget: int) -> int:
-    """Append JSON text of ``value``; stop early once ``budget`` chars are spent."""
-    if budget <= 0:
-        return budget
-    if type(value) is list:
-        return _render_items(value, parts, budget, "[]", lambda item: ("", item))
-    if type(value) is dict:
-        return _render_items(
-            list(value.items()), parts, budget, "{}", lambda kv: (_scalar(kv[0]) + ":", kv[1])
-        )
-    text = _scalar(value)
-    parts.append(text)
-    return budget - len(text)
-
-
-def _render_items(
-    items: list[Any],
-    parts: list[str],
-    budget: int,
-    brackets: str,
-    split: Callable[[Any], tuple[str, Any]],
-) -> int:
-    parts.append(brackets[0])
-    budget -= 1
-    for index, item in enumerate(items):
-        if budget <= 0:
-            return budget
-        prefix, value = split(item)
-        prefix = ("," if index else "") + prefix
-        parts.append(prefix)
-        budget = _render(value, parts, budget - len(prefix))
-    parts.append(brackets[1])
-    return budget - 1
-
-
-def _scalar(value: Any) -> str:
-    if type(value) is float:
-        return value.__repr__() if math.isfinite(value) else _float_token(value).decode()
-    if type(value) is int:
-        return int.__repr__(value) if abs(value) < 10**100 else "<very large integer>"
-    return json.dumps(value, ensure_ascii=False)
+        raise BadValue("Unable to base64 decode") from None
