@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import functools
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -116,7 +117,26 @@ class JsonFormatter(logging.Formatter):
 
 
 class _OurHandler(logging.StreamHandler[TextIO]):
-    """Marks the handler :func:`configure_logging` owns, so a second call replaces it."""
+    """The handler :func:`configure_logging` owns (a second call replaces it).
+
+    Every record reaches the file descriptor in one ``write`` (after a flush of anything
+    buffered), so the records of several processes sharing stderr (a multi-process
+    server's supervisor, model process and workers) never interleave mid-line.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            fd = self.stream.fileno()
+        except (AttributeError, OSError, ValueError):  # not a real file (tests, StringIO)
+            super().emit(record)
+            return
+        try:
+            data = (self.format(record) + self.terminator).encode("utf-8", "replace")
+            self.stream.flush()
+            while data:
+                data = data[os.write(fd, data) :]
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(
