@@ -22,7 +22,8 @@ from tensorserve import logs
 from tensorserve.batching.batcher import BatchingServable
 from tensorserve.batching.scheduler import SharedBatchScheduler
 from tensorserve.config import batching as batching_config
-from tensorserve.config.model_config import ModelConfig, ModelConfigError, from_proto
+from tensorserve.config.model_config import ModelConfigError, from_proto
+from tensorserve.config.models import ModelConfig
 from tensorserve.config.reloader import ConfigFilePoller
 from tensorserve.config.settings import Settings
 from tensorserve.core.manager import AspiredVersionsManager

@@ -9,53 +9,17 @@ frozen objects. Every problem raises :class:`ModelConfigError` naming it.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
 
 from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
 from tensorserve.config.logging_config import LoggingConfigError, parse_logging_config
-
-PolicyKind = Literal["latest", "all", "specific"]
-PLATFORM = "tensorflow"
+from tensorserve.config.models import PLATFORM, ModelConfig, VersionPolicy
 
 
 class ModelConfigError(ValueError):
     """A model config that tensorserve refuses, with the reason."""
-
-
-@dataclass(frozen=True, slots=True)
-class VersionPolicy:
-    """Which versions under ``base_path`` to serve (``ServableVersionPolicy``)."""
-
-    kind: PolicyKind = "latest"
-    num_versions: int = 1
-    versions: tuple[int, ...] = ()
-
-    def select(self, available: Iterable[int]) -> tuple[int, ...]:
-        """The aspired subset of the versions found on disk, highest first."""
-        found = sorted(set(available), reverse=True)
-        if self.kind == "all":
-            return tuple(found)
-        if self.kind == "specific":
-            wanted = set(self.versions)
-            return tuple(v for v in found if v in wanted)
-        return tuple(found[: self.num_versions])
-
-
-@dataclass(frozen=True, slots=True)
-class ModelConfig:
-    """One served model: where its versions live and which of them to serve."""
-
-    name: str
-    base_path: str
-    platform: str = PLATFORM
-    policy: VersionPolicy = field(default_factory=VersionPolicy)
-    labels: Mapping[str, int] = field(default_factory=lambda: MappingProxyType({}))
-    logging_config: bytes = b""  # serialized tensorflow.serving.LoggingConfig; b"" = none
 
 
 def parse_model_server_config(text: str, source: str = "model config") -> tuple[ModelConfig, ...]:

@@ -10,7 +10,8 @@ import logging
 import threading
 from collections.abc import Callable
 
-from tensorserve.config.model_config import ModelConfig, ModelConfigError, load_model_config_file
+from tensorserve.config.model_config import ModelConfigError, load_model_config_file
+from tensorserve.config.models import ModelConfig
 from tensorserve.errors import ServingError
 
 log = logging.getLogger("tensorserve.server")

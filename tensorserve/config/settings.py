@@ -14,11 +14,11 @@ from google.protobuf import text_format
 from tensorserve.config import batching as batching_config
 from tensorserve.config import monitoring, protos
 from tensorserve.config.model_config import (
-    ModelConfig,
     ModelConfigError,
     load_model_config_file,
     single_model_config,
 )
+from tensorserve.config.models import ModelConfig
 from tensorserve.options import ServerOptions
 
 

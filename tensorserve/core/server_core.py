@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Protocol
 
-from tensorserve.config.model_config import ModelConfig
+from tensorserve.config.models import ModelConfig
 from tensorserve.core.handle import ServableHandle
 from tensorserve.core.ids import ServableRequest
 from tensorserve.core.loader import Loader

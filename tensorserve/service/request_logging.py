@@ -19,7 +19,7 @@ import numpy as np
 from tensorflow_serving.apis import prediction_log_pb2
 
 from tensorserve.config.logging_config import parse_logging_config
-from tensorserve.config.model_config import ModelConfig
+from tensorserve.config.models import ModelConfig
 from tensorserve.errors import Code
 from tensorserve.runtime.request_log import RequestLogger
 from tensorserve.service import tensors

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from tensorserve.config.model_config import ModelConfig
+from tensorserve.config.models import ModelConfig
 
 log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^\d+$")

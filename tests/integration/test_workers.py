@@ -285,7 +285,7 @@ def load(
 
 def test_a_killed_worker_is_restarted_and_only_its_requests_fail(workers: Server) -> None:
     victim = pids_of(workers, "worker")[0]
-    stop, results = threading.Event(), []
+    stop, results = threading.Event(), list[int]()
     threads = load(workers, stop, results)
     try:
         wait_for(lambda: len(results) > 50, "traffic before the kill")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tensorserve.config.model_config import ModelConfig, VersionPolicy
+from tensorserve.config.models import ModelConfig, VersionPolicy
 from tensorserve.sources.filesystem import (
     FileSystem,
     FileSystemSource,

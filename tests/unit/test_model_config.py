@@ -9,14 +9,13 @@ import pytest
 from tensorflow_serving.config import model_server_config_pb2
 
 from tensorserve.config.model_config import (
-    ModelConfig,
     ModelConfigError,
-    VersionPolicy,
     from_proto,
     load_model_config_file,
     parse_model_server_config,
     single_model_config,
 )
+from tensorserve.config.models import ModelConfig, VersionPolicy
 from tests.harness import SHARED_TESTDATA
 
 

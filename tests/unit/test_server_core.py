@@ -8,7 +8,7 @@ from types import MappingProxyType
 
 import pytest
 
-from tensorserve.config.model_config import ModelConfig, VersionPolicy
+from tensorserve.config.models import ModelConfig, VersionPolicy
 from tensorserve.core.ids import ServableRequest
 from tensorserve.core.loader import Loader
 from tensorserve.core.manager import AspiredVersionsManager
