@@ -41,9 +41,15 @@ class SignatureSpec:
     inputs: Mapping[str, TensorSpec]
     outputs: Mapping[str, TensorSpec]
     defaults: frozenset[str] = field(default_factory=frozenset)
-    # Whether the runtime enforces ``inputs[k].shape``: a TF1 session feeds a tensor as
-    # given (TF Serving's behaviour, relied on by its own tests), a TF2 function does not.
+    # Whether ``inputs[k].shape`` is enforced exactly (same rank, fixed dimensions): a TF2
+    # function rejects other shapes; a TF1 session feeds a tensor as given (TF Serving's
+    # behaviour, relied on by its own tests), so only one that cannot fill it is refused.
     enforces_shapes: bool = True
+    # The model's other signatures, set by lookups whose errors name the ones that fit
+    # (Classify/Regress, ``service/examples.find_signature``); None elsewhere.
+    model_signatures: Mapping[str, SignatureSpec] | None = field(
+        default=None, compare=False, repr=False
+    )
 
 
 class Servable(Protocol):

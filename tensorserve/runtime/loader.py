@@ -54,7 +54,9 @@ class SavedModelLoader:
             path=self.path,
         )
         try:
-            servable: Servable = saved_model.load(self.path, self._options)
+            loaded = saved_model.load(self.path, self._options)
+            loaded.name(self.model, self.version)  # errors name the served model
+            servable: Servable = loaded
             self._record(start, True)
         except Exception:
             self._record(start, False)

@@ -35,6 +35,7 @@ from tensorserve.errors import (
     NotFound,
     ServingError,
 )
+from tensorserve.runtime import run_errors
 from tensorserve.runtime import signatures as sigs
 from tensorserve.servable import SignatureSpec
 
@@ -122,9 +123,27 @@ class _BaseServable:
     enforces_shapes = True
     inline_ok = True  # run() never waits on other requests (see service/dispatch.py)
 
-    def __init__(self, meta: meta_graph_pb2.MetaGraphDef) -> None:
+    def __init__(self, meta: meta_graph_pb2.MetaGraphDef, path: str = "") -> None:
         self._signatures = sigs.signature_specs(meta.signature_def, self.enforces_shapes)
         self._sig_map = sigs.signature_def_map_bytes(meta.signature_def)
+        base, folder = os.path.split(os.path.normpath(path)) if path else ("", "")
+        self.model = os.path.basename(base) or path
+        self.version: int | None = int(folder) if folder.isdigit() else None
+
+    def name(self, model: str, version: int) -> None:
+        """The served name and version, for error messages (the loader knows them)."""
+        self.model, self.version = model, version
+
+    def _run_error(
+        self, signature: str, inputs: Mapping[str, np.ndarray], exc: Exception
+    ) -> ServingError:
+        return run_errors.run_error(
+            to_serving_error(exc),
+            self.model,
+            self.version,
+            self._signatures.get(signature),
+            inputs,
+        )
 
     @property
     def signatures(self) -> Mapping[str, SignatureSpec]:
@@ -146,10 +165,11 @@ class SessionServable(_BaseServable):
     ``[-1, 1]`` placeholder, as users of half_plus_two expect).
     """
 
-    enforces_shapes = False
+    enforces_shapes = False  # TF1 graphs; a TF2 export (object graph) enforces them
 
     def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeOptions):
-        super().__init__(meta)
+        self.enforces_shapes = bool(meta.object_graph_def.nodes)
+        super().__init__(meta, path)
         self._graph = tf.Graph()
         self._session = tf.compat.v1.Session(graph=self._graph, config=session_config(options))
         try:
@@ -175,7 +195,7 @@ class SessionServable(_BaseServable):
         try:
             values = fn(*[inputs[k] for k in feed_keys])
         except Exception as exc:
-            raise to_serving_error(exc) from exc
+            raise self._run_error(signature, inputs, exc) from exc
         return {k: np.asarray(v) for k, v in zip(output_keys, values, strict=True)}
 
     def _callable(self, signature: str, feeds: tuple[str, ...], fetches: tuple[str, ...]) -> Any:
@@ -258,7 +278,7 @@ class FunctionServable(_BaseServable):
     """A TF2 SavedModel run through its concrete signature functions."""
 
     def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeOptions):
-        super().__init__(meta)
+        super().__init__(meta, path)
         self._loaded: Any = tf.saved_model.load(path, tags=list(options.tags))
         self._functions: dict[str, Any] = dict(self._loaded.signatures)
 
@@ -276,7 +296,7 @@ class FunctionServable(_BaseServable):
             result = fn(**inputs)
             return {k: np.asarray(result[k].numpy()) for k in output_keys}
         except Exception as exc:
-            raise to_serving_error(exc) from exc
+            raise self._run_error(signature, inputs, exc) from exc
 
     def close(self) -> None:
         self._functions.clear()

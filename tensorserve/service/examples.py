@@ -9,6 +9,7 @@ the classify/regress contract of the one that was found.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,7 +19,7 @@ from google.protobuf import text_format
 from tensorflow.core.protobuf import meta_graph_pb2
 from tensorflow_serving.apis import classification_pb2, input_pb2, regression_pb2
 
-from tensorserve import dtypes
+from tensorserve import dtypes, shapes
 from tensorserve.errors import FailedPrecondition, InvalidArgument
 from tensorserve.servable import (
     CLASSIFY_METHOD,
@@ -68,21 +69,21 @@ def check_classify_signature(
     Output keys are ``classes`` and/or ``scores``, in that order. ``check_method_name``
     mirrors ``--enable_signature_method_name_check``. All violations are ``InvalidArgument``.
     """
-    if check_method_name:
-        _check_method(signature, CLASSIFY_METHOD, "classification")
-    _check_counts(signature, allowed_outputs=(1, 2))
-    if CLASSIFY_INPUTS not in signature.inputs:
-        raise InvalidArgument(
-            f"No classification inputs found in SignatureDef: {signature_debug_string(signature)}"
-        )
-    output_keys = _classify_output_keys(signature)
-    if not output_keys:
-        raise InvalidArgument(
-            "Expected classification signature outputs to contain at least one of "
-            f'"{CLASSIFY_OUTPUT_CLASSES}" or "{CLASSIFY_OUTPUT_SCORES}". '
-            f"Signature was: {signature_debug_string(signature)}"
-        )
-    _check_string_input(signature.inputs[CLASSIFY_INPUTS])
+    try:
+        if check_method_name:
+            _check_method(signature, CLASSIFY_METHOD, "classification")
+        _check_counts(signature, allowed_outputs=(1, 2))
+        if CLASSIFY_INPUTS not in signature.inputs:
+            raise InvalidArgument("No classification inputs found in SignatureDef:")
+        output_keys = _classify_output_keys(signature)
+        if not output_keys:
+            raise InvalidArgument(
+                "Expected classification signature outputs to contain at least one of "
+                f'"{CLASSIFY_OUTPUT_CLASSES}" or "{CLASSIFY_OUTPUT_SCORES}". Signature was:'
+            )
+        _check_string_input(signature.inputs[CLASSIFY_INPUTS])
+    except InvalidArgument as exc:
+        raise _explained(exc, signature, "Classify", check_method_name) from None
     return CLASSIFY_INPUTS, output_keys
 
 
@@ -94,18 +95,17 @@ def check_regress_signature(
     ``check_method_name`` mirrors ``--enable_signature_method_name_check``. All violations
     are ``InvalidArgument``.
     """
-    if check_method_name:
-        _check_method(signature, REGRESS_METHOD, "regression")
-    _check_counts(signature, allowed_outputs=(1,))
-    if REGRESS_INPUTS not in signature.inputs:
-        raise InvalidArgument(
-            f"No regression inputs found in SignatureDef: {signature_debug_string(signature)}"
-        )
-    if REGRESS_OUTPUTS not in signature.outputs:
-        raise InvalidArgument(
-            f"No regression outputs found in SignatureDef: {signature_debug_string(signature)}"
-        )
-    _check_string_input(signature.inputs[REGRESS_INPUTS])
+    try:
+        if check_method_name:
+            _check_method(signature, REGRESS_METHOD, "regression")
+        _check_counts(signature, allowed_outputs=(1,))
+        if REGRESS_INPUTS not in signature.inputs:
+            raise InvalidArgument("No regression inputs found in SignatureDef:")
+        if REGRESS_OUTPUTS not in signature.outputs:
+            raise InvalidArgument("No regression outputs found in SignatureDef:")
+        _check_string_input(signature.inputs[REGRESS_INPUTS])
+    except InvalidArgument as exc:
+        raise _explained(exc, signature, "Regress", check_method_name) from None
     return REGRESS_INPUTS, [REGRESS_OUTPUTS]
 
 
@@ -149,7 +149,7 @@ def regression_result(
     spec = signature.outputs.get(REGRESS_OUTPUTS)
     if spec is None:
         raise FailedPrecondition(
-            f"No regression outputs found in SignatureDef: {signature_debug_string(signature)}"
+            f"No regression outputs found in SignatureDef: {describe_signature(signature)}"
         )
     array = outputs.get(REGRESS_OUTPUTS)
     if array is None:
@@ -170,6 +170,67 @@ def regression_result(
     for value in array.ravel().tolist():
         result.regressions.add(value=value)
     return result
+
+
+def describe_signature(signature: SignatureSpec) -> str:
+    """One line instead of TF Serving's SignatureDef dump: key, method, inputs and outputs."""
+    method = signature.method_name or "(no method_name)"
+    return (
+        f"signature '{signature.key}' ({method}) takes "
+        f"{{{shapes.inputs_text(signature.inputs)}}} and returns "
+        f"{{{shapes.inputs_text(signature.outputs)}}}."
+    )
+
+
+_NEEDS: Final = {
+    "Classify": (
+        f"Classify needs a signature with one DT_STRING input '{CLASSIFY_INPUTS}' "
+        f"(serialized tf.Example) and outputs '{CLASSIFY_OUTPUT_CLASSES}' (DT_STRING) "
+        f"and/or '{CLASSIFY_OUTPUT_SCORES}' (DT_FLOAT), method_name {CLASSIFY_METHOD}."
+    ),
+    "Regress": (
+        f"Regress needs a signature with one DT_STRING input '{REGRESS_INPUTS}' "
+        f"(serialized tf.Example) and one DT_FLOAT output '{REGRESS_OUTPUTS}', "
+        f"method_name {REGRESS_METHOD}."
+    ),
+}
+
+
+def fitting_signatures(
+    signatures: Mapping[str, SignatureSpec], api: str, check_method_name: bool = False
+) -> list[str]:
+    """The keys of ``signatures`` that pass ``api``'s (``Classify``/``Regress``) contract."""
+    check = check_classify_signature if api == "Classify" else check_regress_signature
+    fits = []
+    for key in sorted(signatures):
+        if key.startswith("__"):
+            continue
+        try:
+            check(signatures[key], check_method_name=check_method_name)
+        except InvalidArgument:
+            continue
+        fits.append(key)
+    return fits
+
+
+def _explained(
+    exc: InvalidArgument, signature: SignatureSpec, api: str, check_method_name: bool
+) -> InvalidArgument:
+    """TF Serving's message, then the signature in one line, the contract, what fits."""
+    described = describe_signature(signature)
+    if exc.message.endswith("."):
+        described = described[0].upper() + described[1:]
+    parts = [exc.message, described, _NEEDS[api]]
+    if signature.model_signatures is not None:
+        fits = fitting_signatures(signature.model_signatures, api, check_method_name)
+        if fits:
+            parts.append(
+                f"Signatures of this model that fit {api}: {', '.join(fits)} "
+                "(name one in signature_name)."
+            )
+        else:
+            parts.append(f"No signature of this model fits {api}.")
+    return InvalidArgument(" ".join(parts))
 
 
 def signature_debug_string(signature: SignatureSpec) -> str:
@@ -263,10 +324,12 @@ def _tensor_info(info: meta_graph_pb2.TensorInfo, spec: TensorSpec) -> None:
 def find_signature(servable: Servable, name: str) -> SignatureSpec:
     """The signature a Classify/Regress/MultiInference task names ("" = serving_default)."""
     key = name or DEFAULT_SIGNATURE
-    spec = servable.signatures.get(key)
+    signatures = servable.signatures
+    spec = signatures.get(key)
     if spec is None:
         raise InvalidArgument(f"No signature was found with the name: {key}")
-    return spec
+    # The copy knows its siblings, so a contract error can name the signatures that fit.
+    return dataclasses.replace(spec, model_signatures=signatures)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tensorserve import dtypes
+from tensorserve import dtypes, shapes
 from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import FailedPrecondition, InvalidArgument
-from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec, TensorSpec
+from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,38 +68,59 @@ def select_signature(servable: Servable, name: str, rest: bool = False) -> Signa
 
 
 def check_inputs(spec: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Validate names, dtypes and shapes against the signature; returns contiguous arrays."""
+    """Validate names, dtypes and shapes against the signature; returns contiguous arrays.
+
+    Messages start with TF Serving's wording and then say what the signature takes and
+    what was sent. Shapes: a signature that enforces them (TF2 functions) needs the same
+    rank and every fixed dimension; a TF1 graph is fed the tensor as sent (TF Serving's
+    behaviour), so only a tensor that could not fill the declared shape is refused.
+    """
     sent, expected = set(inputs), set(spec.inputs)
     if sent != expected and not (sent < expected and expected - sent <= spec.defaults):
         raise InvalidArgument(
             f"input size does not match signature: {len(sent)}!={len(expected)} "
             f"len({_set(sent)}) != len({_set(expected)}). Sent extra: {_set(sent - expected)}. "
-            f"Missing but required: {_set(expected - sent - spec.defaults)}."
+            f"Missing but required: {_set(expected - sent - spec.defaults)}. "
+            f"Signature '{spec.key}' takes {shapes.inputs_text(spec.inputs)}; "
+            f"the request sent {_sent_text(inputs)}."
         )
-    return {k: _check_tensor(k, spec.inputs[k], v, spec.enforces_shapes) for k, v in inputs.items()}
+    return {k: _check_tensor(spec, k, v) for k, v in inputs.items()}
 
 
-def _check_tensor(alias: str, spec: TensorSpec, value: np.ndarray, check_shape: bool) -> np.ndarray:
+def _check_tensor(signature: SignatureSpec, alias: str, value: np.ndarray) -> np.ndarray:
+    spec = signature.inputs[alias]
     want = dtypes.base(spec.dtype)
     got = dtypes.from_numpy(value.dtype)
     if got != want:
         raise InvalidArgument(
             f"Expects arg '{alias}' to be {dtypes.short_name(want)} but "
-            f"{dtypes.short_name(got)} is provided"
+            f"{dtypes.short_name(got)} is provided. Input '{alias}' of signature "
+            f"'{signature.key}' is {shapes.tensor_text(spec)}; the request sent "
+            f"{dtypes.name(got)} {shapes.shape_text(value.shape)}."
         )
-    if check_shape and spec.shape is not None and not _shape_ok(spec.shape, value.shape):
+    if spec.shape is not None and not _shape_ok(spec.shape, value, signature.enforces_shapes):
+        rule = "" if signature.enforces_shapes else f": {value.size} values cannot fill that shape"
         raise InvalidArgument(
-            f"Input '{alias}' has shape {list(value.shape)} but the signature expects "
-            f"{list(spec.shape)} (-1 = any size)"
+            f"Input '{alias}' of signature '{signature.key}' has shape "
+            f"{shapes.shape_text(value.shape)} but the signature expects "
+            f"{shapes.tensor_text(spec)} (-1 = any size){rule}."
         )
     return value if value.flags.c_contiguous else np.ascontiguousarray(value)
 
 
-def _shape_ok(expected: tuple[int, ...], got: tuple[int, ...]) -> bool:
-    """Same rank, and every known dimension matches."""
-    if len(expected) != len(got):
-        return False
-    return all(e < 0 or e == g for e, g in zip(expected, got, strict=True))
+def _shape_ok(expected: tuple[int, ...], value: np.ndarray, exact: bool) -> bool:
+    """Exact: same rank and fixed dimensions; else enough values to fill ``expected``."""
+    return shapes.matches(expected, value.shape) if exact else shapes.can_fill(expected, value.size)
+
+
+def _sent_text(inputs: Mapping[str, np.ndarray]) -> str:
+    if not inputs:
+        return "no inputs"
+    return ", ".join(
+        f"{name}: {dtypes.name(dtypes.from_numpy(inputs[name].dtype))} "
+        f"{shapes.shape_text(inputs[name].shape)}"
+        for name in sorted(inputs)
+    )
 
 
 def output_keys(spec: SignatureSpec, output_filter: Sequence[str]) -> list[str]:

@@ -492,7 +492,9 @@ def test_predict_input_names_must_match_signature(
     message: str,
 ) -> None:
     request = predict_request(model, inputs)
-    assert rpc_error(stub.Predict, request) == (grpc.StatusCode.INVALID_ARGUMENT, message)
+    code, details = rpc_error(stub.Predict, request)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT
+    assert details.startswith(message + " Signature 'serving_default' takes "), details
 
 
 def test_predict_wrong_dtype(stub: prediction_service_pb2_grpc.PredictionServiceStub) -> None:

@@ -273,6 +273,7 @@ ERRORS = [
         S.INVALID_ARGUMENT,
         "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
         "Sent extra: {}. Missing but required: {b}.",
+        prefix=True,  # then what the signature takes and what was sent
         rest_message="Missing named input: b in 'inputs' object.",
     ),
     ErrorCase(
@@ -323,6 +324,7 @@ ERRORS = [
         examples("regress", HP2, [1.0], signature="classify_x_to_y"),
         S.INVALID_ARGUMENT,
         "Expected one output Tensor.",
+        prefix=True,  # then the signature in one line and the ones that fit
     ),
     ErrorCase(
         "metadata-unknown-model",

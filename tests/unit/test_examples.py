@@ -170,12 +170,13 @@ def test_classify_signature_accepted(signature: SignatureSpec, expected: list[st
         ),
         (
             sig({"examples": STRING_IN}, {"scores": SCORES}),
-            'No classification inputs found in SignatureDef: inputs {\n  key: "examples"',
+            "No classification inputs found in SignatureDef: signature 'serving_default' "
+            "(tensorflow/serving/classify) takes {examples: DT_STRING [-1]}",
         ),
         (
             sig({"inputs": STRING_IN}, {"probabilities": SCORES}),
             'Expected classification signature outputs to contain at least one of "classes" or '
-            '"scores". Signature was: inputs {',
+            "\"scores\". Signature was: signature 'serving_default'",
         ),
         (
             sig({"inputs": TensorSpec("x:0", dtypes.DT_FLOAT, (-1,))}, {"scores": SCORES}),
@@ -204,11 +205,13 @@ def test_classify_signature_rejected(signature: SignatureSpec, message: str) -> 
         (sig({"inputs": STRING_IN}, {}, REGRESS_METHOD), "Expected one output Tensor."),
         (
             sig({"x": STRING_IN}, {"outputs": VALUES}, REGRESS_METHOD),
-            'No regression inputs found in SignatureDef: inputs {\n  key: "x"',
+            "No regression inputs found in SignatureDef: signature 'serving_default' "
+            "(tensorflow/serving/regress) takes {x: DT_STRING [-1]}",
         ),
         (
             sig({"inputs": STRING_IN}, {"y": VALUES}, REGRESS_METHOD),
-            'No regression outputs found in SignatureDef: inputs {\n  key: "inputs"',
+            "No regression outputs found in SignatureDef: signature 'serving_default' "
+            "(tensorflow/serving/regress) takes {inputs: DT_STRING [-1]}",
         ),
         (
             sig(
@@ -468,5 +471,7 @@ def test_regression_result_without_outputs_in_signature_is_failed_precondition()
     with pytest.raises(ServingError) as error:
         regression_result({"outputs": np.ones(2, np.float32)}, 2, signature)
     assert_error(
-        error, Code.FAILED_PRECONDITION, "No regression outputs found in SignatureDef: inputs {"
+        error,
+        Code.FAILED_PRECONDITION,
+        "No regression outputs found in SignatureDef: signature 'serving_default'",
     )
