@@ -35,7 +35,7 @@ from tensorserve.errors import (
     NotFound,
     ServingError,
 )
-from tensorserve.runtime import run_errors
+from tensorserve.runtime import run_errors, tf_env
 from tensorserve.runtime import signatures as sigs
 from tensorserve.servable import SignatureSpec
 
@@ -124,6 +124,7 @@ class _BaseServable:
     inline_ok = True  # run() never waits on other requests (see service/dispatch.py)
 
     def __init__(self, meta: meta_graph_pb2.MetaGraphDef, path: str = "") -> None:
+        tf_env.init_devices()  # once per process: CUDA probing without its noise
         self._signatures = sigs.signature_specs(meta.signature_def, self.enforces_shapes)
         self._sig_map = sigs.signature_def_map_bytes(meta.signature_def)
         base, folder = os.path.split(os.path.normpath(path)) if path else ("", "")
