@@ -21,7 +21,8 @@ serve: $(STAMP)
 	$(PY) -m tensorserve.demo export --dir $(DEMO_DIR)
 	$(PY) -m tensorserve.demo print-usage --dir $(DEMO_DIR) --rest_api_port $(REST_PORT)
 	exec $(PY) -m tensorserve --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
-		--model_config_file=$(DEMO_DIR)/models.config
+		--model_config_file=$(DEMO_DIR)/models.config \
+		--monitoring_config_file=$(DEMO_DIR)/monitoring.config
 
 test: $(STAMP)
 	$(PY) -m pytest -q
