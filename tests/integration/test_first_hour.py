@@ -176,6 +176,18 @@ def test_metrics_at_tf_serving_path(demo: Demo) -> None:
     assert "# TYPE" in response.text
 
 
+def test_readme_grpc_client_example_works(demo: Demo) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## A gRPC client", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    code = code.replace("localhost:8500", f"127.0.0.1:{demo.grpc_port}")
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[2.5, 3.0, 4.5]"
+
+
 def test_start_logs_nothing_at_error_level(demo: Demo) -> None:
     """Runs last in the module: stderr of the start-up and of every request above."""
     text = demo.stderr_text()
