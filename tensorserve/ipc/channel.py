@@ -10,7 +10,11 @@ from tensorserve.ipc import wire
 
 
 class Channel(asyncio.BufferedProtocol):
-    """Receives frames into ``on_frame``; ``send`` writes one frame without blocking."""
+    """Receives frames into ``on_frame``; ``send`` queues one frame without blocking.
+
+    Frames sent during one pass of the event loop leave in one ``writev`` at its end, so
+    under load many replies (or requests) share a system call.
+    """
 
     def __init__(
         self,
@@ -20,6 +24,7 @@ class Channel(asyncio.BufferedProtocol):
         self._reader = wire.FrameReader(on_frame)
         self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
+        self._out: list[wire.Piece] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -42,8 +47,16 @@ class Channel(asyncio.BufferedProtocol):
         self, request_id: int, kind: int, meta: Any, buffers: list[memoryview] | None = None
     ) -> None:
         """Queue one frame; a closed channel drops it (its peer is gone)."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if not self._out:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._out.extend(wire.encode(request_id, kind, meta, buffers))
+
+    def _flush(self) -> None:
+        out, self._out = self._out, []
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.writelines(wire.encode(request_id, kind, meta, buffers))
+            self.transport.writelines(out)
 
     def close(self) -> None:
         if self.transport is not None:
