@@ -8,6 +8,7 @@ service layer only ever sees this Protocol, never TensorFlow.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,6 +71,17 @@ class Servable(Protocol):
         """Signature key -> spec; cheap, computed once at load."""
         ...
 
+    @property
+    def inline_ok(self) -> bool:
+        """``run`` never waits for other requests, so a fast call may run on the event loop
+        (``service/dispatch.py``); False for a batching wrapper."""
+        ...
+
+    @property
+    def allowed_batch_sizes(self) -> tuple[int, ...]:
+        """The batch sizes ``run`` pads to (batching's ``allowed_batch_sizes``); () = any."""
+        ...
+
     def signature_def_map(self) -> bytes:
         """Serialized ``tensorflow.serving.SignatureDefMap`` of all signatures."""
         ...
@@ -82,6 +94,18 @@ class Servable(Protocol):
         timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Execute one signature; see the class docstring for the contract."""
+        ...
+
+    def schedule(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_keys: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> Future[dict[str, np.ndarray]] | None:
+        """Like ``run``, but queue the call and return a future without blocking a thread
+        (batching); None when the servable has no queue for it (then call ``run``).
+        Cancelling the future before the work starts drops the work."""
         ...
 
     def close(self) -> None:

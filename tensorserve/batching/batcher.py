@@ -16,10 +16,13 @@ zero rows.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import threading
 import time
 from collections.abc import Hashable, Mapping, Sequence
+from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
@@ -77,9 +80,9 @@ class _Unit:
 
 
 class _Request(_Unit):
-    """One ``run`` call. Completed exactly once; the caller waits on ``wait``."""
+    """One call. Completes ``future`` exactly once; ``run`` callers block on ``wait``."""
 
-    __slots__ = ("_cancelled", "_done", "_error", "_parts", "_parts_left", "_parts_lock", "_result")
+    __slots__ = ("_error", "_parts", "_parts_left", "_parts_lock", "future")
 
     def __init__(
         self,
@@ -90,36 +93,32 @@ class _Request(_Unit):
         deadline: float | None,
     ) -> None:
         super().__init__(inputs, output_keys, size, key, deadline)
-        self._done = threading.Lock()
-        self._done.acquire()
-        self._result: Outputs | None = None
+        self.future: Future[Outputs] = Future()
         self._error: ServingError | None = None
-        self._cancelled = False
         self._parts: list[Outputs | None] = []
         self._parts_left = 0
         self._parts_lock: threading.Lock | None = None
 
     def wait(self) -> Outputs:
         """Block until completed or past the deadline (then DeadlineExceeded)."""
-        timeout = -1.0 if self.deadline is None else max(0.0, self.deadline - time.monotonic())
-        if not self._done.acquire(timeout=timeout):
-            self._cancelled = True
-            raise DeadlineExceeded(DEADLINE_MESSAGE)
-        if self._error is not None:
-            raise self._error
-        assert self._result is not None
-        return self._result
+        timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+        try:
+            return self.future.result(timeout)
+        except FutureTimeout:
+            self.future.cancel()
+            raise DeadlineExceeded(DEADLINE_MESSAGE) from None
 
     def cancelled(self) -> bool:
-        return self._cancelled
+        """The caller gave up (deadline, or an awaiting coroutine was cancelled)."""
+        return self.future.cancelled()
 
     def succeed(self, outputs: Outputs) -> None:
-        self._result = outputs
-        self._done.release()
+        with contextlib.suppress(InvalidStateError):  # cancelled meanwhile
+            self.future.set_result(outputs)
 
     def fail(self, error: ServingError) -> None:
-        self._error = error
-        self._done.release()
+        with contextlib.suppress(InvalidStateError):
+            self.future.set_exception(error)
 
     def split(self, sizes: Sequence[int]) -> Sequence[_Unit]:
         self._parts = [None] * len(sizes)
@@ -144,7 +143,7 @@ class _Request(_Unit):
             if self._parts_left:
                 return
         if self._error is not None:
-            self._done.release()
+            self.fail(self._error)
             return
         self.succeed(self._join_parts())
 
@@ -227,6 +226,11 @@ class BatchingServable:
         return self._inner.signature_def_map()
 
     @property
+    def inline_ok(self) -> bool:
+        """Never: ``run`` waits for the batch to fill or time out."""
+        return False
+
+    @property
     def allowed_batch_sizes(self) -> tuple[int, ...]:
         """This servable's allowed batch sizes (its per-model file's, else the global ones)."""
         return self._options.allowed_batch_sizes
@@ -239,15 +243,41 @@ class BatchingServable:
         timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
         """Batch this call with concurrent ones; ``timeout_s`` None or <= 0: no deadline."""
+        request = self._request(signature, inputs, output_keys, timeout_s)
+        if request is None:
+            return self._inner.run(signature, inputs, output_keys, timeout_s)
+        return request.wait()
+
+    def schedule(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_keys: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> Future[Outputs] | None:
+        """Queue the call and return its future, blocking no thread (None: use ``run``).
+
+        Cancelling the future before its batch runs drops the task (a caller's deadline).
+        """
+        request = self._request(signature, inputs, output_keys, timeout_s)
+        return request.future if request is not None else None
+
+    def _request(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_keys: Sequence[str],
+        timeout_s: float | None,
+    ) -> _Request | None:
         queue = self._queues.get(signature)
         size = _batch_size(inputs)
         if queue is None or not size:
-            return self._inner.run(signature, inputs, output_keys, timeout_s)
+            return None
         deadline = time.monotonic() + timeout_s if timeout_s and timeout_s > 0 else None
         key = padding.batch_key(inputs, self._options.pad_variable_length_inputs)
         request = _Request(inputs, tuple(output_keys), size, key, deadline)
         queue.schedule(request)
-        return request.wait()
+        return request
 
     def num_enqueued_tasks(self, signature: str) -> int:
         """Tasks waiting in ``signature``'s queue (0 for an unknown signature)."""

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tensorserve import logs
+from tensorserve.config.settings import RuntimeSettings
 from tensorserve.runtime import saved_model
 from tensorserve.servable import Servable
 
@@ -31,7 +32,7 @@ class SavedModelLoader:
         model: str,
         version: int,
         path: str,
-        options: saved_model.RuntimeOptions,
+        options: RuntimeSettings,
         wrap: Wrap | None = None,
         warm: Warm | None = None,
         on_load: LoadObserver | None = None,

@@ -20,7 +20,6 @@ import gc
 import os
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +27,7 @@ import tensorflow as tf
 from google.protobuf import message, text_format
 from tensorflow.core.protobuf import config_pb2, meta_graph_pb2, saved_model_pb2
 
+from tensorserve.config.settings import RuntimeSettings
 from tensorserve.errors import (
     Code,
     DataLoss,
@@ -38,16 +38,6 @@ from tensorserve.errors import (
 from tensorserve.runtime import run_errors, tf_env
 from tensorserve.runtime import signatures as sigs
 from tensorserve.servable import SignatureSpec
-
-
-@dataclass(frozen=True, slots=True)
-class RuntimeOptions:
-    """How to load SavedModels (from the ``--saved_model_tags`` and session flags)."""
-
-    tags: tuple[str, ...] = ("serve",)
-    session_config: bytes = b""  # serialized tensorflow.ConfigProto
-    intra_op_parallelism: int = 0
-    inter_op_parallelism: int = 0
 
 
 def read_meta_graph(path: str, tags: Sequence[str]) -> meta_graph_pb2.MetaGraphDef:
@@ -81,7 +71,7 @@ def _read_saved_model(path: str) -> saved_model_pb2.SavedModel:
     return saved
 
 
-def session_config(options: RuntimeOptions) -> config_pb2.ConfigProto:
+def session_config(options: RuntimeSettings) -> config_pb2.ConfigProto:
     """The ConfigProto for TF1 sessions: the config file, then the parallelism flags."""
     config = config_pb2.ConfigProto()
     if options.session_config:
@@ -93,7 +83,7 @@ def session_config(options: RuntimeOptions) -> config_pb2.ConfigProto:
     return config
 
 
-def load(path: str, options: RuntimeOptions) -> SessionServable | FunctionServable:
+def load(path: str, options: RuntimeSettings) -> SessionServable | FunctionServable:
     """Load one SavedModel version folder; raises ServingError on failure."""
     meta = read_meta_graph(path, options.tags)
     try:
@@ -122,6 +112,7 @@ def to_serving_error(exc: Exception) -> ServingError:
 class _BaseServable:
     enforces_shapes = True
     inline_ok = True  # run() never waits on other requests (see service/dispatch.py)
+    allowed_batch_sizes: tuple[int, ...] = ()  # any batch size
 
     def __init__(self, meta: meta_graph_pb2.MetaGraphDef, path: str = "") -> None:
         tf_env.init_devices()  # once per process: CUDA probing without its noise
@@ -153,6 +144,16 @@ class _BaseServable:
     def signature_def_map(self) -> bytes:
         return self._sig_map
 
+    def schedule(
+        self,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_keys: Sequence[str],
+        timeout_s: float | None = None,
+    ) -> None:
+        """No queue of its own: callers use ``run`` (on a thread, or inline)."""
+        return None
+
 
 class _VariablesNotRestored(Exception):
     """The session loader left variables uninitialized (some Keras 3 exports)."""
@@ -168,7 +169,7 @@ class SessionServable(_BaseServable):
 
     enforces_shapes = False  # TF1 graphs; a TF2 export (object graph) enforces them
 
-    def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeOptions):
+    def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeSettings):
         self.enforces_shapes = bool(meta.object_graph_def.nodes)
         super().__init__(meta, path)
         self._graph = tf.Graph()
@@ -278,7 +279,7 @@ def _variable_keys(meta: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
 class FunctionServable(_BaseServable):
     """A TF2 SavedModel run through its concrete signature functions."""
 
-    def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeOptions):
+    def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeSettings):
         super().__init__(meta, path)
         self._loaded: Any = tf.saved_model.load(path, tags=list(options.tags))
         self._functions: dict[str, Any] = dict(self._loaded.signatures)
@@ -305,7 +306,7 @@ class FunctionServable(_BaseServable):
         gc.collect()
 
 
-def configure_process(options: RuntimeOptions) -> None:
+def configure_process(options: RuntimeSettings) -> None:
     """Apply process-wide threading settings (TF2 eager) once, before any model loads."""
     try:
         if options.intra_op_parallelism:

@@ -9,6 +9,10 @@ for other requests), the inputs are small, and this signature's recent runs
 (an exponential moving average) stayed under the budget. The loop is then
 blocked for at most about the budget; under concurrency everything goes to
 the pool, where TensorFlow runs in parallel with request parsing.
+
+A servable with a queue of its own (batching: ``Servable.schedule``) is awaited
+directly: the call joins the queue from the event loop and its future completes
+from the batch thread, so no compute thread blocks per request.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ import asyncio
 import time
 import weakref
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, Future
 from typing import Any
 
 import numpy as np
 
 from tensorserve.core.handle import ServableHandle
 from tensorserve.errors import DeadlineExceeded
+from tensorserve.servable import Servable
 
 _SMALL_INPUT_BYTES = 64 << 10
 _EWMA_WEIGHT = 0.2
@@ -52,6 +57,9 @@ class Dispatcher:
         """The outputs; the servable stays held until the computation really ends."""
         if self._inline(handle.servable, signature, inputs):
             return self._timed(handle.servable, signature, inputs, keys, None)
+        queued = handle.servable.schedule(signature, inputs, keys, timeout_s)
+        if queued is not None:  # a batching queue: await the batch, no thread blocked
+            return await self._await_queued(handle, queued, timeout_s)
         hold = handle.retain()  # kept until the computation ends, even if the call is cancelled
         self._busy += 1
         try:
@@ -72,8 +80,20 @@ class Dispatcher:
             self._busy -= 1
         return outputs
 
-    def _inline(self, servable: Any, signature: str, inputs: Mapping[str, Any]) -> bool:
-        if self._busy or not getattr(servable, "inline_ok", False):
+    async def _await_queued(
+        self, handle: ServableHandle, queued: Future[dict[str, np.ndarray]], timeout_s: float | None
+    ) -> dict[str, np.ndarray]:
+        hold = handle.retain()  # until the batch has run, even if this call is cancelled
+        queued.add_done_callback(lambda _f: hold.release())
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await asyncio.wrap_future(queued)
+        except TimeoutError:
+            queued.cancel()  # dropped if its batch has not started
+            raise DeadlineExceeded("Deadline Exceeded") from None
+
+    def _inline(self, servable: Servable, signature: str, inputs: Mapping[str, Any]) -> bool:
+        if self._busy or not servable.inline_ok:
             return False
         cost = self._cost_us.get(servable, {}).get(signature)
         if cost is None or cost > self._budget:

@@ -1,47 +1,19 @@
 """Predict: signature selection and input/output validation, protocol-neutral.
 
-Both protocols decode their wire format into a :class:`PredictCall` (numpy
-inputs) and get a :class:`PredictResult` back; everything between is here and
-in ``service/service.py``.
+Both protocols decode their wire format into a ``service.api.PredictCall``
+(numpy inputs) and get a ``PredictResult`` back; the checks between are here,
+the rest of the path in ``service/service.py``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from tensorserve import dtypes, shapes
-from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import FailedPrecondition, InvalidArgument
 from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec
-
-
-@dataclass(frozen=True, slots=True)
-class PredictCall:
-    """A decoded Predict request (gRPC ``PredictRequest`` or REST ``:predict`` body)."""
-
-    model: ServableRequest
-    signature_name: str
-    inputs: Mapping[str, np.ndarray] | Callable[[SignatureSpec], Mapping[str, np.ndarray]]
-    output_filter: Sequence[str] = ()
-    heavy: bool = False  # a large payload: decode it on a worker thread, not the event loop
-
-    def decoded(self, spec: SignatureSpec) -> Mapping[str, np.ndarray]:
-        """The inputs; REST passes a decoder because JSON typing needs the signature."""
-        return self.inputs(spec) if callable(self.inputs) else self.inputs
-
-
-@dataclass(frozen=True, slots=True)
-class PredictResult:
-    """Outputs in signature order (or ``output_filter`` order), with what was resolved."""
-
-    model: str
-    version: int
-    signature_name: str
-    outputs: dict[str, np.ndarray]
-    signature: SignatureSpec
 
 
 def select_signature(servable: Servable, name: str, rest: bool = False) -> SignatureSpec:

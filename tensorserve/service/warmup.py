@@ -143,8 +143,7 @@ class Warmup:
 
     def _zeros(self, servable: Servable, model: str, version: int) -> None:
         # A batching servable knows its own sizes (a per-model batching_params.pbtxt).
-        sizes = getattr(servable, "allowed_batch_sizes", None)
-        sizes = tuple(sizes) if sizes else self._batch_sizes
+        sizes = servable.allowed_batch_sizes or self._batch_sizes
         for spec in servable.signatures.values():
             if spec.key.startswith("__"):
                 continue

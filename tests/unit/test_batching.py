@@ -64,6 +64,12 @@ def _spec(shape: tuple[int, ...] | None = None) -> TensorSpec:
 class FakeServable:
     """Records every batch it runs; ``hold()`` makes the next run block until ``release()``."""
 
+    inline_ok = True
+    allowed_batch_sizes: tuple[int, ...] = ()
+
+    def schedule(self, *_args: object) -> None:
+        return None  # no queue of its own
+
     def __init__(self, fn: Callable[..., dict[str, np.ndarray]] = compute) -> None:
         self.fn = fn
         self.calls: list[Call] = []
@@ -620,6 +626,38 @@ def test_deadline_exceeded_and_cancelled_task_is_dropped(env: Env) -> None:
     blocker.join()
     assert_answers(servable.run(SIG, request([8]), ["y"]), request([8]))
     assert [list(c.inputs["id"]) for c in env.inner.calls] == [[-1], [8]]
+
+
+def test_scheduled_calls_complete_their_futures_without_a_waiting_thread(env: Env) -> None:
+    servable = env.servable(max_batch_size=64)
+    blocker = env.block_thread(servable)
+    inputs = [request(range(10 * i, 10 * i + 3)) for i in range(5)]
+    futures = [servable.schedule(SIG, x, ["y", "z"]) for x in inputs]  # from this one thread
+    env.wait_queued(servable, 5)
+    env.inner.release()
+    blocker.join()
+    for future, x in zip(futures, inputs, strict=True):
+        assert future is not None
+        assert_answers(future.result(SAFETY_S), x)
+    assert env.inner.batch_sizes()[1:] == [15]  # the five calls ran as one batch
+
+
+def test_a_cancelled_scheduled_call_is_dropped(env: Env) -> None:
+    servable = env.servable(max_batch_size=8)
+    blocker = env.block_thread(servable)
+    dropped = servable.schedule(SIG, request([7]), ["y"])
+    kept = servable.schedule(SIG, request([8]), ["y"])
+    assert dropped is not None and kept is not None
+    assert dropped.cancel()
+    env.inner.release()
+    blocker.join()
+    assert_answers(kept.result(SAFETY_S), request([8]))
+    assert [list(c.inputs["id"]) for c in env.inner.calls] == [[-1], [8]]
+
+
+def test_unbatchable_calls_are_not_scheduled(env: Env) -> None:
+    servable = env.servable()
+    assert servable.schedule("unknown_signature", request([1]), ["y"]) is None
 
 
 def test_inner_timeout_is_the_latest_task_deadline(env: Env) -> None:

@@ -22,9 +22,13 @@ class RecordingServable:
 
     def __init__(self, inline_ok: bool = True) -> None:
         self.inline_ok = inline_ok
+        self.allowed_batch_sizes = ()
         self.threads: list[int] = []
         self.gate = threading.Event()
         self.gate.set()
+
+    def schedule(self, *_args: object) -> None:
+        return None  # no queue of its own: the dispatcher picks inline or the pool
 
     def run(
         self,
