@@ -274,7 +274,8 @@ ERRORS = [
         "input size does not match signature: 1!=2 len({a}) != len({a,b}). "
         "Sent extra: {}. Missing but required: {b}.",
         prefix=True,  # then what the signature takes and what was sent
-        rest_message="Missing named input: b in 'inputs' object.",
+        rest_message="Missing named input: b in 'inputs' object. Signature 'serving_default' "
+        "takes a: DT_FLOAT [-1, 2], b: DT_INT64 [-1].",
     ),
     ErrorCase(
         "classify-unknown-model",

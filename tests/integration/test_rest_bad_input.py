@@ -243,6 +243,7 @@ def test_unknown_signature_classify_regress(http: httpx.Client, verb: str) -> No
 
 
 # ------------------------------------------------------------------------- input names
+MULTI_TAKES = "Signature 'serving_default' takes a: DT_FLOAT [-1, 2], b: DT_INT64 [-1]."
 
 
 @pytest.mark.parametrize(
@@ -251,12 +252,12 @@ def test_unknown_signature_classify_regress(http: httpx.Client, verb: str) -> No
         (
             {"instances": [{"a": [1.0, 2.0], "c": 3}]},
             "Failed to process element: 0 key: c of 'instances' list. Error: INVALID_ARGUMENT: "
-            "JSON object: does not have named input: c",
+            f"JSON object: does not have named input: c {MULTI_TAKES}",
         ),
         (
             {"instances": [{"a": [1.0, 2.0], "b": 1}, {"a": [1.0, 2.0]}]},
             "Failed to process element: 1 of 'instances' list. JSON object: {\"a\":[1.0,2.0]} "
-            "must only have keys: a,b",
+            f"must only have keys: a,b {MULTI_TAKES}",
         ),
         (
             {"instances": [[1.0, 2.0]]},
@@ -268,8 +269,14 @@ def test_unknown_signature_classify_regress(http: httpx.Client, verb: str) -> No
             "inputs is a plain value/list, but expecting an object as multiple input tensors "
             "required as per tensorinfo_map",
         ),
-        ({"inputs": {"a": [[1.0, 2.0]]}}, "Missing named input: b in 'inputs' object."),
-        ({"inputs": {"b": [1], "c": [1]}}, "Missing named input: a in 'inputs' object."),
+        (
+            {"inputs": {"a": [[1.0, 2.0]]}},
+            f"Missing named input: b in 'inputs' object. {MULTI_TAKES}",
+        ),
+        (
+            {"inputs": {"b": [1], "c": [1]}},
+            f"Missing named input: a in 'inputs' object. {MULTI_TAKES}",
+        ),
     ],
 )
 def test_multi_input_names(http: httpx.Client, body: dict[str, Any], message: str) -> None:
@@ -283,7 +290,10 @@ def test_row_named_input_unknown_for_single_input(http: httpx.Client) -> None:
 
 def test_columnar_named_input_missing_for_single_input(http: httpx.Client) -> None:
     message = error_of(http.post(PREDICT, json={"inputs": {"y": [1.0]}}), 400)
-    assert message == "Missing named input: x in 'inputs' object."
+    assert message == (
+        "Missing named input: x in 'inputs' object. "
+        "Signature 'serving_default' takes x: DT_FLOAT [-1]."
+    )
 
 
 def test_row_mixing_objects_and_values(http: httpx.Client) -> None:

@@ -168,7 +168,10 @@ def test_grpc_missing_name(stub: prediction_service_pb2_grpc.PredictionServiceSt
 )
 def test_rest_names_name_the_input(http: httpx.Client, body: Any, name: str) -> None:
     message = rest_error(http, "/v1/models/multi:predict", body)
-    assert f"{name} " in message or f"{name}'" in message or message.endswith(name), message
+    assert f"{name} " in message or f"{name}'" in message, message
+    assert message.endswith(
+        "Signature 'serving_default' takes a: DT_FLOAT [-1, 2], b: DT_INT64 [-1]."
+    ), message
 
 
 def test_rest_second_input_wrong_fixed_dim(http: httpx.Client) -> None:

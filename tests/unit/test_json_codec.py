@@ -636,6 +636,10 @@ def test_decode_rejects_float32_overflow_next_to_non_finite_tokens() -> None:
 
 
 _MULTI = {"int_tensor": I32, "str_tensor": STR}
+_MULTI_TAKES = (
+    "Signature 'serving_default' takes int_tensor: DT_INT32 (any shape), "
+    "str_tensor: DT_STRING (any shape)."
+)
 
 
 @pytest.mark.parametrize(
@@ -671,13 +675,13 @@ _MULTI = {"int_tensor": I32, "str_tensor": STR}
             b"""{"instances": [{"int_tensor": [1], "str_tensor": "a"}, {"int_tensor": [2]}]}""",
             _MULTI,
             """Failed to process element: 1 of 'instances' list. JSON object: {"int_tensor":[2]} """
-            "must only have keys: int_tensor,str_tensor",
+            f"must only have keys: int_tensor,str_tensor {_MULTI_TAKES}",
         ),
         (
             b"""{"instances": [{"int_tensor": [1], "str_tensor": "a", "extra": 1}]}""",
             _MULTI,
             "Failed to process element: 0 key: extra of 'instances' list. Error: "
-            "INVALID_ARGUMENT: JSON object: does not have named input: extra",
+            f"INVALID_ARGUMENT: JSON object: does not have named input: extra {_MULTI_TAKES}",
         ),
         (
             b"""{"instances": [[1, 2]]}""",
@@ -700,12 +704,13 @@ _MULTI = {"int_tensor": I32, "str_tensor": STR}
         (
             b"""{"inputs": {"int_tensor": [1]}}""",
             _MULTI,
-            "Missing named input: str_tensor in 'inputs' object.",
+            f"Missing named input: str_tensor in 'inputs' object. {_MULTI_TAKES}",
         ),
         (
             b"""{"inputs": {"y": [1]}}""",
             {"x": F32},
-            "Missing named input: x in 'inputs' object.",
+            "Missing named input: x in 'inputs' object. "
+            "Signature 'serving_default' takes x: DT_FLOAT (any shape).",
         ),
         (
             b"""{"instances": [{"x": 1}, {"x": "a"}]}""",

@@ -43,7 +43,7 @@ from typing import Any, Final
 import numpy as np
 import orjson
 
-from tensorserve import dtypes
+from tensorserve import dtypes, shapes
 from tensorserve.errors import InvalidArgument, Unimplemented
 from tensorserve.protocols.rest.json_common import (
     INT64_MAX,
@@ -237,6 +237,13 @@ def decode_inputs(body: PredictBody, signature: SignatureSpec) -> dict[str, np.n
         return _decode_rows(body.payload, inputs)
     except RecursionError:
         raise InvalidArgument("JSON value is nested too deeply") from None
+    except _NameMismatch as exc:  # TF Serving's text, then what the signature takes
+        takes = shapes.inputs_text(signature.inputs)
+        raise InvalidArgument(f"{exc.message} Signature '{signature.key}' takes {takes}.") from None
+
+
+class _NameMismatch(InvalidArgument):
+    """An input name the signature does not have, or one it needs that is missing."""
 
 
 def _check_supported(inputs: Mapping[str, int]) -> None:
@@ -257,7 +264,7 @@ def _decode_columns(payload: Any, inputs: Mapping[str, int]) -> dict[str, np.nda
     result: dict[str, np.ndarray] = {}
     for name, code in inputs.items():
         if name not in payload:
-            raise InvalidArgument(f"Missing named input: {name} in 'inputs' object.")
+            raise _NameMismatch(f"Missing named input: {name} in 'inputs' object.")
         result[name] = _tensor(payload[name], name, code)
     return result
 
@@ -344,13 +351,13 @@ def _add_named_row(columns: dict[str, _Column], elem: Any, index: int) -> None:
     for key, value in elem.items():
         column = columns.get(key)
         if column is None:
-            raise InvalidArgument(
+            raise _NameMismatch(
                 f"Failed to process element: {index} key: {key} of 'instances' list. "
                 f"Error: {_WRAPPED}JSON object: does not have named input: {key}"
             )
         _add_row_item(column, value, index, key, named=True)
     if elem.keys() != columns.keys():
-        raise InvalidArgument(
+        raise _NameMismatch(
             f"Failed to process element: {index} of 'instances' list. JSON object: "
             f"{snippet(elem)} must only have keys: {','.join(sorted(columns))}"
         )
