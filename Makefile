@@ -38,3 +38,29 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+
+# Container image (Dockerfile). CONTAINER_ENGINE: podman if installed, else docker.
+# BASE_IMAGE: the Dockerfile's default (python:3.11-slim-bookworm) when empty.
+CONTAINER_ENGINE ?= $(shell command -v podman >/dev/null 2>&1 && echo podman || echo docker)
+IMAGE ?= tensorserve:$(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' tensorserve/__init__.py)
+BASE_IMAGE ?=
+LOCK_FILES ?= requirements.lock
+IMAGE_BUILD_FLAGS ?=
+IMAGE_CONTEXT ?= .
+
+.PHONY: image test-deploy
+
+image:
+	$(CONTAINER_ENGINE) build \
+		$(if $(filter podman,$(notdir $(CONTAINER_ENGINE))),--format docker) \
+		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
+		--build-arg LOCK_FILES="$(LOCK_FILES)" $(IMAGE_BUILD_FLAGS) \
+		-t $(IMAGE) -f $(CURDIR)/Dockerfile $(IMAGE_CONTEXT)
+
+# The deploy tier (tests/deploy): installs podman/runc/debootstrap and the pinned tools if
+# absent, builds a debootstrap base and the image offline (tests/deploy/conftest.py), runs
+# the containers with podman, helm lint/template, kubernetes-validate, KServe CRD checks.
+test-deploy: $(STAMP)
+	bash tests/deploy/prepare.sh
+	CONTAINERS_CONF=$(CURDIR)/tests/deploy/containers.conf TENSORSERVE_DEPLOY_TESTS=1 \
+		HELM=$(CURDIR)/build/deploy/bin/helm $(PY) -m pytest -q tests/deploy
