@@ -113,6 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"TensorFlow Library: {version('tensorflow')}")
         return 0
+    from tensorserve.runtime import tf_env  # imports nothing heavy
+
+    tf_env.configure(options.log_level)  # TensorFlow's C++ level is read at its first import
+    tf_env.install()
     from tensorserve.server import run
 
     return run(options)

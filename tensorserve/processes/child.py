@@ -56,6 +56,11 @@ def main(argv: list[str]) -> int:
     spec = pickle.load(sys.stdin.buffer)
 
     status = StatusPipe(status_fd)
+    if role == "model":
+        from tensorserve.runtime import tf_env
+
+        tf_env.configure(spec.options.log_level)
+        tf_env.install()
     if role == "worker":
         from tensorserve.protocols.worker import run_worker
 

@@ -44,8 +44,8 @@ QUIET_IMPORT = """
 import logging, os, sys
 logging.basicConfig(level=logging.DEBUG, format="REC|%(levelname)s|%(name)s|%(message)s")
 logging.getLogger("tensorserve").setLevel(logging.DEBUG)
-import tensorserve
 from tensorserve.runtime import tf_env
+tf_env.install()
 import tensorflow
 print("level", os.environ.get("TF_CPP_MIN_LOG_LEVEL"))
 tf_env.init_devices()
@@ -65,9 +65,10 @@ def test_import_is_quiet_and_notices_become_debug_records() -> None:
 
 def test_debug_before_import_lowers_tensorflow_cpp_level() -> None:
     code = (
-        "import os, tensorserve\n"
+        "import os\n"
         "from tensorserve.runtime import tf_env\n"
         "tf_env.configure('debug')\n"
+        "tf_env.install()\n"
         "import tensorflow\n"
         "print('level', os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
     )
@@ -78,6 +79,7 @@ def test_debug_before_import_lowers_tensorflow_cpp_level() -> None:
 
 def test_users_tf_cpp_level_wins() -> None:
     code = (
-        "import os, tensorserve, tensorflow\nprint('level', os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
+        "import os\nfrom tensorserve.runtime import tf_env\ntf_env.install()\n"
+        "import tensorflow\nprint('level', os.environ['TF_CPP_MIN_LOG_LEVEL'])\n"
     )
     assert "level 3" in python(code, TF_CPP_MIN_LOG_LEVEL="3").stdout
