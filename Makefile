@@ -32,6 +32,9 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check tensorserve tests benchmarks
 	$(VENV)/bin/mypy
 
+# Full run (about 30 min on the 2-vCPU VM) rewrites BENCHMARKS.md; a subset, e.g.
+# make bench BENCH_ARGS="--quick --only tensorserve,litserve --scenarios mlp,memory"
+# (benchmarks/run.py --help lists the subjects and scenarios).
 BENCH_ARGS ?= --write BENCHMARKS.md
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)

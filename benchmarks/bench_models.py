@@ -4,6 +4,9 @@ Two SavedModels are built (deterministically) under the bench directory:
 
 * ``mlp``: the seed model, ``Input(784) -> Dense(128, relu) -> Dense(10, softmax)``, saved with
   ``tf.saved_model.save(model, base/N)``; version N uses seed N so versions answer differently.
+* ``wide``: a wide Dense stack with about 75M float32 parameters (~300 MB of weights),
+  ``Input(2048) -> Dense(4096, relu) x5 -> Dense(10)``, for the memory scenario: a model whose
+  weights dominate the server's memory, so that a second copy (or none) shows in the PSS sum.
 * ``big``: a weightless model taking float32 ``[None, 224, 224, 3]`` and returning ``images * 0.5``
   with the same shape. Returning a same-size tensor stresses decode *and* encode (≈4.8 MB of
   float32 each way for 8 images); ``* 0.5`` is exact in float32 so a JSON round trip can be
@@ -27,6 +30,10 @@ import orjson
 
 MLP_NAME = "mlp"
 BIG_NAME = "big"
+WIDE_NAME = "wide"
+WIDE_IN = 2048
+WIDE_UNITS = 4096
+WIDE_LAYERS = 5  # 2048*4096 + 4*4096*4096 + 4096*10 weights (+ biases): about 75.5M float32
 BIG_SHAPE = (8, 224, 224, 3)
 SIGNATURE = "serving_default"
 
@@ -64,6 +71,36 @@ def build_mlp(base: Path, version: int) -> Path:
     tf.saved_model.save(model, str(tmp))
     tmp.rename(target)
     return target
+
+
+def build_wide(base: Path, version: int = 1) -> Path:
+    """Save the ~300 MB wide Dense stack to ``base/version``; idempotent."""
+    target = base / str(version)
+    if (target / "saved_model.pb").exists():
+        return target
+    tf = _tf()
+    tf.keras.utils.set_random_seed(2000 + version)
+    layers: list[Any] = [tf.keras.Input((WIDE_IN,), name="features")]
+    for _ in range(WIDE_LAYERS):
+        # Small weights keep the activations finite through five wide layers.
+        init = tf.keras.initializers.RandomNormal(stddev=0.01)
+        layers.append(tf.keras.layers.Dense(WIDE_UNITS, activation="relu", kernel_initializer=init))
+    layers.append(tf.keras.layers.Dense(10))
+    model = tf.keras.Sequential(layers)
+    tmp = base / f".tmp-{version}-{os.getpid()}"
+    tf.saved_model.save(model, str(tmp))
+    tmp.rename(target)
+    return target
+
+
+def wide_params() -> int:
+    n = WIDE_IN * WIDE_UNITS + WIDE_UNITS
+    n += (WIDE_LAYERS - 1) * (WIDE_UNITS * WIDE_UNITS + WIDE_UNITS)
+    return n + WIDE_UNITS * 10 + 10
+
+
+def wide_input(rows: int = 1) -> np.ndarray:
+    return np.random.default_rng(13).random((rows, WIDE_IN), dtype=np.float32)
 
 
 def build_big(base: Path, version: int = 1) -> Path:

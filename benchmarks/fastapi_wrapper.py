@@ -5,6 +5,13 @@ thread pool and costs 12-30%), FastAPI's default JSON request/response handling,
 on the event loop, ``.tolist()`` on the way out. uvicorn[standard] (uvloop + httptools), one
 worker, access log off (TF Serving logs no access lines either).
 
+To use N cores a user runs the same app under uvicorn's own multi-process mode (a supervisor and
+N worker processes sharing the listening socket), each worker building the app, so each holds its
+own copy of the model:
+
+    BENCH_MODEL_NAME=NAME BENCH_MODEL_PATH=BASE/VERSION uvicorn fastapi_wrapper:create_app \
+        --factory --workers N --app-dir benchmarks --no-access-log
+
 usage: fastapi_wrapper.py --port P --model_name NAME --model_path BASE/VERSION
 """
 
@@ -41,6 +48,11 @@ def build_app(model_name: str, model_path: str) -> FastAPI:
 
     app.state.keepalive = loaded
     return app
+
+
+def create_app() -> FastAPI:
+    """App factory for ``uvicorn --workers N``: each worker process loads its own model."""
+    return build_app(os.environ["BENCH_MODEL_NAME"], os.environ["BENCH_MODEL_PATH"])
 
 
 def main() -> None:

@@ -18,12 +18,13 @@ class Row:
     rps: float | None = None
     p50_ms: float | None = None
     p99_ms: float | None = None
-    rss_mib: float | None = None
+    rss_mib: float | None = None  # sum over the server's processes (shared pages counted each time)
     ratio: float | None = None
     failed: int | None = None
     note: str = ""
     rounds: list[float] = field(default_factory=list)  # per-round req/s
     extra: dict[str, float] = field(default_factory=dict)  # scenario-specific numbers
+    pss_mib: float | None = None  # sum of PSS over the server's processes (shared pages split)
 
 
 @dataclass
@@ -76,6 +77,7 @@ HEADER = [
     "p50 ms",
     "p99 ms",
     "RSS MiB",
+    "PSS MiB",
     "x wrapper",
     "failed",
     "notes",
@@ -94,6 +96,7 @@ def table_lines(rows: list[Row]) -> list[str]:
             _fmt(r.p50_ms, 3 if (r.p50_ms or 0) < 10 else 1),
             _fmt(r.p99_ms, 3 if (r.p99_ms or 0) < 10 else 1),
             _fmt(r.rss_mib, 0),
+            _fmt(r.pss_mib, 0),
             "-" if r.ratio is None else f"{r.ratio:.2f}",
             "-" if r.failed is None else str(r.failed),
             r.note.replace("|", "/"),
@@ -154,16 +157,18 @@ def render_markdown(res: Results) -> str:
         "",
         "## Running it",
         "",
-        "- `make bench` runs everything (about 15 minutes) and rewrites this file. It installs "
-        "what it lacks first: wrk and nghttp2-client (apt), fastapi in the project venv, KServe "
-        "and MLServer each in its own virtualenv under `bench-results/venvs/` "
-        "(`benchmarks/setup_peers.sh`, idempotent; a peer that fails to install shows as "
-        "'did not install: <reason>').",
+        "- `make bench` runs everything (about 30 minutes on this 2-vCPU VM) and rewrites this "
+        "file. It installs what it lacks first: wrk and nghttp2-client (apt), fastapi in the "
+        "project venv, KServe, MLServer and LitServe each in its own virtualenv under "
+        "`bench-results/venvs/` (`benchmarks/setup_peers.sh`, idempotent; a peer that fails to "
+        "install shows as 'did not install: <reason>').",
         "- Subsets: `.venv/bin/python benchmarks/run.py --only floor,fastapi,kserve,mlserver,"
-        "tensorserve --scenarios mlp,large,swap,soak`; `--quick` (1 round, short runs, 20k "
-        "soak); `--write BENCHMARKS.md`; `--render bench-results/results.json` re-renders the "
-        "last run; `--tensorserve-cmd` benchmarks another TF-Serving-compatible binary in "
-        "tensorserve's place; `--batching-config FILE` changes the batching parameters.",
+        "litserve,tensorserve --scenarios mlp,large,swap,soak,memory`; `--quick` (1 round, "
+        "short runs, 20k soak); `--rounds N`, `--seconds S`; `--write BENCHMARKS.md`; "
+        "`--render bench-results/results.json` re-renders the last run; `--tensorserve-cmd` "
+        "benchmarks another TF-Serving-compatible binary in tensorserve's place (without "
+        "`--num_workers`, so only the 2-worker rows); `--batching-config FILE` changes the "
+        "batching parameters (tensorserve's and LitServe's).",
         "- This is a shared 2-vCPU VM: compare only ratios from the same run, and treat "
         "differences under ~15% as noise. Each measurement records how much CPU other "
         "processes took meanwhile; the run waits briefly (bounded) for a quiet moment before "

@@ -1,16 +1,23 @@
-"""``make bench``: tensorserve against the in-process floor, a plain FastAPI wrapper, KServe and
-Seldon MLServer, with real load generators (wrk for REST, h2load for gRPC).
+"""``make bench``: tensorserve (``--num_workers=1`` and ``=2``) against the in-process floor, a
+plain FastAPI wrapper (one uvicorn worker and ``--workers 2``), KServe (1 and 2 workers), Seldon
+MLServer (``parallel_workers`` 0 and 2) and LitServe (2 API servers, with and without batching),
+with real load generators (wrk for REST, h2load for gRPC).
 
 usage: .venv/bin/python benchmarks/run.py [--quick] [--only floor,fastapi,kserve,mlserver,
-       tensorserve] [--scenarios mlp,large,swap,soak] [--write BENCHMARKS.md]
+       litserve,tensorserve] [--scenarios mlp,large,swap,soak,memory] [--write BENCHMARKS.md]
        [--render bench-results/results.json]
 
 Scenarios
-  floor  in-process signature calls (batch 1 and 64), and orjson+numpy alone on the large payload
-  mlp    the seed MLP at 1, 16 and 64 connections, interleaved rounds, every server up at once
-  large  8x224x224x3 float32 in, same-size tensor out: REST JSON and gRPC tensor_content
-  swap   tensorserve: a new version appears under load; p99 during the swap vs steady, failures
-  soak   100,000 requests; RSS after 10k vs after 100k
+  floor   in-process signature calls (batch 1 and 64), and orjson+numpy alone on the large payload
+  mlp     the seed MLP at 1, 16 and 64 connections, interleaved rounds, every server up at once
+          (a server that burns CPU while idle is paused outside its own measurements); memory
+          (USS/PSS of every process) of each server afterwards
+  large   8x224x224x3 float32 in, same-size tensor out: REST JSON and gRPC tensor_content
+  swap    tensorserve --num_workers=2: a new version appears under load; p99 during the swap vs
+          steady, failures
+  soak    tensorserve --num_workers=2: 100,000 requests; RSS after 10k vs after 100k
+  memory  a model with ~300 MB of weights: sum of PSS with --num_workers=2 vs 1 (and the FastAPI
+          wrapper with 1 and 2 uvicorn workers)
 Everything it writes goes to bench-results/ (git-ignored): models, logs, peer venvs, results.json.
 """
 
@@ -27,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -38,7 +46,7 @@ import bench_models as bm  # noqa: E402
 import loadgen  # noqa: E402
 import numpy as np  # noqa: E402
 from report import Check, Results, Row, median, render_console, render_markdown  # noqa: E402
-from servers import CpuMeter, Endpoint, Server, free_port, model_status  # noqa: E402
+from servers import CpuMeter, Endpoint, ProcMem, Server, free_port, model_status  # noqa: E402
 
 BENCH = Path(os.environ.get("BENCH_DIR", ROOT / "bench-results"))
 MAIN_PY = ROOT / ".venv" / "bin" / "python"
@@ -46,12 +54,29 @@ VENVS = BENCH / "venvs"
 LOGS = BENCH / "logs"
 MODELS = BENCH / "models"
 BODIES = BENCH / "bodies"
-SUBJECTS = ("floor", "fastapi", "kserve", "mlserver", "tensorserve")
-SCENARIOS = ("mlp", "large", "swap", "soak")
+SUBJECTS = ("floor", "fastapi", "kserve", "mlserver", "litserve", "tensorserve")
+SCENARIOS = ("mlp", "large", "swap", "soak", "memory")
+PEERS = ("kserve", "mlserver", "litserve")  # each in its own virtualenv
+# Row labels (the targets find rows by these).
 WRAPPER = "FastAPI wrapper"
+WRAPPER2 = "FastAPI wrapper (uvicorn --workers 2)"
+KSERVE = "KServe 0.21 ModelServer"
+KSERVE2 = "KServe 0.21 ModelServer (--workers 2)"
+MLSERVER = "MLServer 1.7.1 (parallel_workers 0)"
+MLSERVER2 = "MLServer 1.7.1 (parallel_workers 2)"
+LITSERVE = "LitServe 0.2.19 (num_api_servers=2)"
+LITSERVE_B = "LitServe 0.2.19 (num_api_servers=2, batching)"
+TS1 = "tensorserve (--num_workers=1)"
+TS2 = "tensorserve (--num_workers=2)"
+TS2_B = "tensorserve (--num_workers=2, batching)"
+TWO_WORKER_PEERS = (WRAPPER2, KSERVE2, MLSERVER2, LITSERVE, LITSERVE_B)
+PEER_LABELS = {"kserve": KSERVE, "mlserver": MLSERVER, "litserve": LITSERVE}
+IDLE_BUSY_PCT = 5.0  # % of one core: a server above this while not measured is paused
 CPU = CpuMeter()
 FOREIGN: list[float] = []  # foreign CPU % of every measurement, for the summary
 TENSORSERVE_CMD = [str(MAIN_PY), "-m", "tensorserve"]  # --tensorserve-cmd replaces it
+CUSTOM_CMD = [False]  # another binary replaces tensorserve: no --num_workers=1 rows then
+LITSERVE_FAST_QUEUE = [False]  # --litserve-fast-queue: ZeroMQ instead of mp queues
 
 
 class QuietGate:
@@ -145,7 +170,7 @@ def setup(cfg: Config) -> dict[str, str]:
     wanted = ["tools"]
     if "fastapi" in cfg.subjects:
         wanted.append("fastapi")
-    wanted += [p for p in ("kserve", "mlserver") if p in cfg.subjects]
+    wanted += [p for p in PEERS if p in cfg.subjects]
     say(f"setup: {' '.join(wanted)} (benchmarks/setup_peers.sh)")
     subprocess.run(
         ["bash", str(HERE / "setup_peers.sh"), *wanted],
@@ -156,7 +181,7 @@ def setup(cfg: Config) -> dict[str, str]:
     if missing:
         raise SystemExit(f"missing load generators: {missing} (apt-get install wrk nghttp2-client)")
     failed: dict[str, str] = {}
-    for peer in ("kserve", "mlserver"):
+    for peer in PEERS:
         marker = VENVS / f"{peer}.failed"
         if peer in cfg.subjects and marker.exists():
             failed[peer] = "did not install: " + marker.read_text().strip()
@@ -185,7 +210,8 @@ def prepare_model(name: str, x: np.ndarray) -> Model:
     for stale in base.iterdir():  # only version 1 belongs here (the swap builds its own)
         if stale.name != "1" and stale.is_dir():
             shutil.rmtree(stale)
-    path = bm.build_mlp(base, 1) if name == bm.MLP_NAME else bm.build_big(base, 1)
+    builders = {bm.MLP_NAME: bm.build_mlp, bm.BIG_NAME: bm.build_big, bm.WIDE_NAME: bm.build_wide}
+    path = builders[name](base, 1)
     ref = bm.run_signature(path, x)
     sig = bm.signature_keys(path)
     BODIES.mkdir(parents=True, exist_ok=True)
@@ -214,29 +240,40 @@ def tfs_endpoint(m: Model) -> Endpoint:
 # Server factories.
 
 
-def make_fastapi(m: Model, tag: str) -> tuple[Server, Endpoint]:
+def make_fastapi(m: Model, tag: str, workers: int = 1) -> tuple[Server, Endpoint]:
     port = free_port()
-    cmd = [str(MAIN_PY), str(HERE / "fastapi_wrapper.py"), "--port", str(port)]
-    cmd += ["--model_name", m.name, "--model_path", str(m.version_path)]
-    s = Server("fastapi", WRAPPER, cmd, LOGS / f"fastapi-{tag}.log", rest_port=port)
+    if workers == 1:
+        cmd = [str(MAIN_PY), str(HERE / "fastapi_wrapper.py"), "--port", str(port)]
+        cmd += ["--model_name", m.name, "--model_path", str(m.version_path)]
+        env: dict[str, str] = {}
+    else:  # what a user runs to use N cores: uvicorn's own --workers, one model copy each
+        cmd = [str(MAIN_PY), "-m", "uvicorn", "fastapi_wrapper:create_app", "--factory"]
+        cmd += ["--workers", str(workers), "--app-dir", str(HERE), "--host", "127.0.0.1"]
+        cmd += ["--port", str(port), "--no-access-log", "--log-level", "warning"]
+        env = {"BENCH_MODEL_NAME": m.name, "BENCH_MODEL_PATH": str(m.version_path)}
+    label = WRAPPER if workers == 1 else WRAPPER2
+    s = Server("fastapi", label, cmd, LOGS / f"fastapi{workers}-{tag}.log", rest_port=port, env=env)
     return s, tfs_endpoint(m)
 
 
-def make_kserve(m: Model, tag: str) -> tuple[Server, Endpoint]:
+def make_kserve(m: Model, tag: str, workers: int = 1) -> tuple[Server, Endpoint]:
     port = free_port()
     cmd = [str(VENVS / "kserve" / "bin" / "python"), str(HERE / "kserve_server.py")]
     cmd += ["--http_port", str(port), "--grpc_port", str(free_port()), "--enable_grpc", "false"]
     cmd += ["--configure_logging", "false", "--enable_latency_logging", "false"]
     cmd += ["--model_name", m.name, "--model_path", str(m.version_path)]
-    s = Server("kserve", "KServe 0.21 ModelServer", cmd, LOGS / f"kserve-{tag}.log", port)
+    cmd += ["--workers", str(workers)]
+    label = KSERVE if workers == 1 else KSERVE2
+    s = Server("kserve", label, cmd, LOGS / f"kserve{workers}-{tag}.log", port)
+    s.cwd = HERE  # its spawned REST workers re-import kserve_server.py
     return s, tfs_endpoint(m)
 
 
-def make_mlserver(m: Model, tag: str) -> tuple[Server, Endpoint]:
+def make_mlserver(m: Model, tag: str, workers: int = 0) -> tuple[Server, Endpoint]:
     import json
 
     port = free_port()
-    folder = BENCH / f"mlserver-{tag}"
+    folder = BENCH / f"mlserver{workers}-{tag}"
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
@@ -245,7 +282,7 @@ def make_mlserver(m: Model, tag: str) -> tuple[Server, Endpoint]:
         "grpc_port": free_port(),
         "metrics_port": free_port(),
         "metrics_endpoint": None,
-        "parallel_workers": 0,
+        "parallel_workers": workers,
         "debug": False,
         "host": "127.0.0.1",
     }
@@ -259,9 +296,9 @@ def make_mlserver(m: Model, tag: str) -> tuple[Server, Endpoint]:
     cmd = [str(VENVS / "mlserver" / "bin" / "mlserver"), "start", str(folder)]
     s = Server(
         "mlserver",
-        "MLServer 1.7.1 (custom TF runtime)",
+        MLSERVER if workers == 0 else MLSERVER2,
         cmd,
-        LOGS / f"mlserver-{tag}.log",
+        LOGS / f"mlserver{workers}-{tag}.log",
         rest_port=port,
         env={"PYTHONPATH": str(HERE)},
         cwd=folder,
@@ -270,24 +307,104 @@ def make_mlserver(m: Model, tag: str) -> tuple[Server, Endpoint]:
     return s, ep
 
 
+def batching_params() -> tuple[int, float]:
+    """(max_batch_size, batch_timeout in seconds) of the tensorserve batching config in use."""
+    import re
+
+    text = BATCHING[0]
+    size = re.search(r"max_batch_size\s*\{\s*value:\s*(\d+)", text)
+    micros = re.search(r"batch_timeout_micros\s*\{\s*value:\s*(\d+)", text)
+    return (int(size.group(1)) if size else 32, int(micros.group(1)) / 1e6 if micros else 0.0)
+
+
+def make_litserve(m: Model, tag: str, batching: bool = False) -> tuple[Server, Endpoint]:
+    port = free_port()
+    cmd = [str(VENVS / "litserve" / "bin" / "python"), str(HERE / "litserve_server.py")]
+    cmd += ["--port", str(port), "--model_path", str(m.version_path), "--num_api_servers", "2"]
+    if batching:
+        size, timeout = batching_params()
+        cmd += ["--max_batch_size", str(size), "--batch_timeout", str(timeout)]
+    if LITSERVE_FAST_QUEUE[0]:
+        cmd.append("--fast_queue")
+    label = LITSERVE_B if batching else LITSERVE
+    s = Server("litserve", label, cmd, LOGS / f"litserve{'-b' if batching else ''}-{tag}.log", port)
+    s.cwd = HERE
+    ep = tfs_endpoint(m)
+    ep.rest_path = "/predict"
+    return s, ep
+
+
 def make_tensorserve(
-    m: Model, tag: str, batching: bool = False, base: Path | None = None
+    m: Model, tag: str, workers: int = 2, batching: bool = False, base: Path | None = None
 ) -> tuple[Server, Endpoint]:
     rest, grpc_port = free_port(), free_port()
     cmd = [*TENSORSERVE_CMD, f"--port={grpc_port}", f"--rest_api_port={rest}"]
     cmd += [f"--model_name={m.name}", f"--model_base_path={base or m.base}"]
-    label = "tensorserve"
+    if not CUSTOM_CMD[0]:  # another binary (--tensorserve-cmd) lacks the flag
+        cmd.append(f"--num_workers={workers}")
+    label = TS1 if workers == 1 else TS2
     if batching:
         cfg = BENCH / "batching.config"
         cfg.write_text(BATCHING[0])
         cmd += ["--enable_batching", f"--batching_parameters_file={cfg}"]
-        label = "tensorserve (batching)"
-    s = Server("tensorserve", label, cmd, LOGS / f"tensorserve-{tag}.log", rest, grpc_port)
+        label = TS2_B
+    log = LOGS / f"tensorserve{workers}{'-batching' if batching else ''}-{tag}.log"
+    s = Server("tensorserve", label, cmd, log, rest, grpc_port)
     s.cwd = ROOT
     return s, tfs_endpoint(m)
 
 
 Factory = Callable[[Model, str], tuple[Server, Endpoint]]
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One configuration of one server, as it appears in the table."""
+
+    subject: str  # fastapi / kserve / mlserver / litserve / tensorserve
+    make: Factory
+    grpc: bool = False  # also drive its gRPC port
+    conns: tuple[int, ...] = (1, 16, 64)  # MLP connection counts it is measured at
+
+
+def mlp_variants(cfg: Config, failed: dict[str, str]) -> list[Variant]:
+    """Every server configuration of the MLP scenario, single-worker rows first."""
+    two = (16, 64)  # 2-worker peers: one connection reaches one worker only
+    ts1 = Variant("tensorserve", partial(make_tensorserve, workers=1), grpc=True)
+    table = {
+        "fastapi": [
+            Variant("fastapi", make_fastapi),
+            Variant("fastapi", partial(make_fastapi, workers=2), conns=two),
+        ],
+        "kserve": [
+            Variant("kserve", make_kserve),
+            Variant("kserve", partial(make_kserve, workers=2), conns=two),
+        ],
+        "mlserver": [
+            Variant("mlserver", make_mlserver),
+            Variant("mlserver", partial(make_mlserver, workers=2), conns=two),
+        ],
+        "litserve": [
+            Variant("litserve", make_litserve),
+            Variant("litserve", partial(make_litserve, batching=True), conns=two),
+        ],
+        "tensorserve": [
+            *([] if CUSTOM_CMD[0] else [ts1]),
+            Variant("tensorserve", partial(make_tensorserve, workers=2), grpc=True),
+            Variant(
+                "tensorserve",
+                partial(make_tensorserve, workers=2, batching=True),
+                grpc=True,
+                conns=(64,),
+            ),
+        ],
+    }
+    return [
+        v
+        for subject in SUBJECTS
+        if subject in cfg.subjects and subject not in failed
+        for v in table.get(subject, [])
+    ]
 
 
 def bring_up(
@@ -413,43 +530,96 @@ def floor_rows(fl: Floors) -> list[Row]:
     return rows
 
 
-def peer_factories(cfg: Config, failed: dict[str, str]) -> list[tuple[str, Factory]]:
-    out: list[tuple[str, Factory]] = []
-    if "fastapi" in cfg.subjects:
-        out.append(("fastapi", make_fastapi))
-    if "kserve" in cfg.subjects and "kserve" not in failed:
-        out.append(("kserve", make_kserve))
-    if "mlserver" in cfg.subjects and "mlserver" not in failed:
-        out.append(("mlserver", make_mlserver))
-    return out
-
-
 def failed_rows(scenario: str, failed: dict[str, str], rows: list[Row]) -> None:
-    labels = {"kserve": "KServe 0.21 ModelServer", "mlserver": "MLServer 1.7.1"}
     for peer, why in failed.items():
-        rows.append(Row(scenario, labels.get(peer, peer), "REST", note=why))
+        rows.append(Row(scenario, PEER_LABELS.get(peer, peer), "REST", note=why))
+
+
+def idle_cpu(servers: list[Server], seconds: float = 3.0) -> dict[str, float]:
+    """% of one core each server's processes used over ``seconds`` while nothing was sent."""
+    hz = os.sysconf("SC_CLK_TCK")
+    before = {s.label: s.cpu_ticks() for s in servers}
+    t0 = time.monotonic()
+    time.sleep(seconds)
+    wall = time.monotonic() - t0
+    return {s.label: 100.0 * (s.cpu_ticks() - before[s.label]) / hz / wall for s in servers}
+
+
+def memory_note(mem: list[ProcMem]) -> str:
+    """Per process: role, USS and PSS (MiB), in process-tree order."""
+    parts = [f"{m.role} USS {m.uss / 2**20:.0f} / PSS {m.pss / 2**20:.0f}" for m in mem]
+    return f"{len(mem)} process(es), MiB: " + "; ".join(parts)
+
+
+def memory_row(scenario: str, s: Server, protocol: str = "-") -> Row:
+    mem = s.memory()
+    row = Row(scenario, s.label, protocol, note=memory_note(mem))
+    row.rss_mib = sum(m.rss for m in mem) / 2**20
+    row.pss_mib = sum(m.pss for m in mem) / 2**20
+    row.extra = {"pss_sum_mib": row.pss_mib}
+    for i, m in enumerate(x for x in mem if x.role == "worker"):
+        row.extra[f"worker{i + 1}_uss_mib"] = m.uss / 2**20
+        row.extra[f"worker{i + 1}_pss_mib"] = m.pss / 2**20
+    model = next((x for x in mem if x.role == "model"), None)
+    if model is not None:
+        row.extra["model_uss_mib"] = model.uss / 2**20
+        row.extra["model_pss_mib"] = model.pss / 2**20
+    return row
+
+
+class Pauser:
+    """Keeps the servers that burn CPU while idle stopped (SIGSTOP) outside their own turns."""
+
+    def __init__(self, m: Model) -> None:
+        self.m = m
+        self.busy: list[tuple[Server, Endpoint]] = []
+
+    def add(self, s: Server, ep: Endpoint) -> None:
+        self.busy.append((s, ep))
+        s.pause()
+
+    def turn(self, current: Server | None) -> None:
+        """Before ``current`` is measured: every other busy server stopped, ``current`` running."""
+        for s, _ in self.busy:
+            if s is not current:
+                s.pause()
+        for s, ep in self.busy:
+            if s is current and s.paused:
+                s.resume()
+                if not s.wait_ready(ep, self.m.ref, timeout_s=30):  # still answers correctly
+                    raise RuntimeError(f"after SIGCONT: {s.error}")
+
+    def release(self) -> None:
+        for s, _ in self.busy:
+            s.resume()
 
 
 def run_mlp(
-    cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl: Floors
+    cfg: Config,
+    m: Model,
+    failed: dict[str, str],
+    rows: list[Row],
+    fl: Floors,
+    details: list[str],
 ) -> list[Target]:
     specs: list[tuple[Server, Endpoint, str]] = []
-    for subject, factory in peer_factories(cfg, failed):
-        s, ep = factory(m, "mlp")
-        specs.append((s, ep, subject))
-    if "tensorserve" in cfg.subjects:
-        for batching in (False, True):
-            s, ep = make_tensorserve(m, "mlp-batching" if batching else "mlp", batching)
-            specs.append((s, ep, "tensorserve"))
+    conns_of: dict[str, tuple[int, ...]] = {}
+    grpc_of: dict[str, bool] = {}
+    for v in mlp_variants(cfg, failed):
+        s, ep = v.make(m, "mlp")
+        specs.append((s, ep, v.subject))
+        conns_of[s.label], grpc_of[s.label] = v.conns, v.grpc
     say("mlp: bringing servers up")
-    up = bring_up(specs, m, lambda s: s.key == "tensorserve")
+    up = bring_up(specs, m, lambda s: grpc_of[s.label])
     targets: list[Target] = []
     for s, ep, subject in up:
         targets.append(Target(s.label, subject, "REST", s, ep))
-        if subject == "tensorserve":
+        if grpc_of[s.label]:
             targets.append(Target(s.label, subject, "gRPC", s, ep))
     conns_list = (1, 16, 64)
     rss: dict[str, float] = {}
+    pss: dict[str, float] = {}
+    pauser = Pauser(m)
     try:
         say("mlp: warm-up")
         for t in targets:
@@ -457,37 +627,64 @@ def run_mlp(
                 t.measure(16, 2, quiet=False)
             except RuntimeError as e:
                 t.error = str(e)
+        time.sleep(1.0)
+        idle = idle_cpu([s for s, _, _ in up])
+        for s, ep, _ in up:
+            if idle[s.label] > IDLE_BUSY_PCT:
+                pauser.add(s, ep)
+        say("idle CPU (% of one core): " + ", ".join(f"{k} {v:.1f}" for k, v in idle.items()))
+        details.append(
+            "Idle check (MLP, 3 s after the warm-up, nothing sent): CPU used by each server's "
+            "processes, % of one core: "
+            + "; ".join(f"{k} {v:.1f}" for k, v in idle.items())
+            + ". "
+            + (
+                "Above "
+                + f"{IDLE_BUSY_PCT:.0f}%, so stopped (SIGSTOP of its process group) while the "
+                "others were measured and continued (SIGCONT, then one checked predict) for its "
+                "own measurements: " + ", ".join(s.label for s, _ in pauser.busy)
+                if pauser.busy
+                else f"None above {IDLE_BUSY_PCT:.0f}%: every server stayed up throughout."
+            )
+        )
         for r in range(cfg.rounds):
             if "floor" in cfg.subjects:
+                pauser.turn(None)
                 QUIET.wait()
                 fl.b1_runs.append(bm.measure_floor(m.version_path, m.x, "b1", 2.0))
                 say(f"round {r + 1} floor batch 1: p50 {fl.b1_runs[-1].p50_ms:.3f} ms")
             for conns in conns_list:
-                live = [t for t in targets if t.error is None]
+                live = [t for t in targets if t.error is None and conns in conns_of[t.label]]
                 order = live[r % max(1, len(live)) :] + live[: r % max(1, len(live))]
                 for t in order:
                     if not t.server.alive:
                         t.error = f"server died: {t.server.log_tail()}"
                         continue
                     try:
+                        pauser.turn(t.server)
                         res = t.measure(conns, cfg.seconds)
                     except RuntimeError as e:
                         t.error = str(e)
                         continue
                     t.results.setdefault(conns, []).append(res)
                     say(
-                        f"round {r + 1} c{conns:<2} {t.label:<32} {t.protocol:<4} "
+                        f"round {r + 1} c{conns:<2} {t.label:<42} {t.protocol:<4} "
                         f"{res.rps:8.0f} req/s  p50 {res.p50_ms:7.3f} ms  p99 "
                         f"{res.p99_ms:7.2f} ms  failed {res.failed}  other load "
                         f"{res.foreign_pct:.0f}%"
                     )
             for s, _, _ in up:
                 rss[s.label] = max(rss.get(s.label, 0.0), s.rss() / 2**20)
+                pss[s.label] = max(pss.get(s.label, 0.0), s.pss() / 2**20)
+        mem_rows = [memory_row("MLP memory", s) for s, _, _ in up]
     finally:
+        pauser.release()
         stop_all([s for s, _, _ in specs])
-    wrapper = next((t for t in targets if t.subject == "fastapi"), None)
+    wrapper = next((t for t in targets if t.label == WRAPPER), None)
     for conns in conns_list:
         for t in targets:
+            if conns not in conns_of[t.label]:
+                continue
             runs = t.results.get(conns, [])
             row = Row(f"MLP c{conns}", t.label, t.protocol, conns)
             if not runs:
@@ -500,6 +697,7 @@ def run_mlp(
             row.p99_ms = median([x.p99_ms for x in runs])
             row.failed = sum(x.failed for x in runs)
             row.rss_mib = rss.get(t.label)
+            row.pss_mib = pss.get(t.label)
             notes = sorted({n for x in runs for n in x.notes})
             foreign = median([x.foreign_pct for x in runs])
             if foreign >= 10:
@@ -512,23 +710,25 @@ def run_mlp(
                 pairs = [a.rps / b.rps for a, b in zip(runs, wruns, strict=False) if b.rps]
                 row.ratio = median(pairs) if pairs else None
             rows.append(row)
+    rows.extend(mem_rows)
     for s, _, _ in specs:
         if s not in [u[0] for u in up]:
             rows.append(Row("MLP", s.label, "REST", note=f"did not start: {(s.error or '')[:300]}"))
     failed_rows("MLP", failed, rows)
-    if "tensorserve" in cfg.subjects and not any(t.subject == "tensorserve" for t in targets):
-        rows.append(Row("MLP", "tensorserve", "REST+gRPC", note="pending"))
     return targets
 
 
 def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl: Floors) -> None:
     specs: list[tuple[Server, Endpoint, str]] = []
-    for subject, factory in peer_factories(cfg, failed):
-        s, ep = factory(m, "large")
-        specs.append((s, ep, subject))
-    if "tensorserve" in cfg.subjects:
-        s, ep = make_tensorserve(m, "large")
-        specs.append((s, ep, "tensorserve"))
+    # Single-worker peers (one request at a time: the payload cost, not the core count) and
+    # tensorserve with 1 and 2 workers (the 2-worker row also crosses the process hand-off).
+    for v in mlp_variants(cfg, failed):
+        if v.subject in ("fastapi", "kserve", "mlserver") and 1 not in v.conns:
+            continue
+        if v.subject == "litserve" or (v.subject == "tensorserve" and 1 not in v.conns):
+            continue
+        s, ep = v.make(m, "large")
+        specs.append((s, ep, v.subject))
     say("large: bringing servers up")
     up = bring_up(specs, m, lambda s: s.key == "tensorserve")
     req_mb = {"v1": m.rest_body.stat().st_size / 1e6, "v2": m.v2_body.stat().st_size / 1e6}
@@ -573,8 +773,9 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
                     failed=res.failed,
                     note=note,
                 )
+                row.pss_mib = s.pss() / 2**20
                 row.extra = {"mb_per_request": total, "codec_mb_per_s": codec_mbps}
-                if subject == "fastapi":
+                if s.label == WRAPPER:
                     wrapper_rps = res.rps
                 if wrapper_rps:
                     row.ratio = res.rps / wrapper_rps
@@ -585,7 +786,7 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
     for s, _, _ in specs:
         if s not in [u[0] for u in up]:
             rows.append(Row("large c1", s.label, "REST", note=f"did not start: {s.error}"[:300]))
-    failed_rows("large c1", failed, rows)
+    failed_rows("large c1", {k: v for k, v in failed.items() if k != "litserve"}, rows)
 
 
 def _rest_response_mb(s: Server, ep: Endpoint) -> float:
@@ -596,8 +797,13 @@ def _rest_response_mb(s: Server, ep: Endpoint) -> float:
     return len(body) / 1e6
 
 
+def answers_all(s: Server, ep: Endpoint, expected: np.ndarray, n: int = 16) -> bool:
+    """``n`` predicts, each on a fresh connection (so spread over the workers), all ``expected``."""
+    return all(s.wait_ready(ep, expected, timeout_s=10) for _ in range(n))
+
+
 def run_swap(cfg: Config, m: Model, rows: list[Row], details: list[str]) -> None:
-    """tensorserve: versions 1 -> 2 under REST load, then 2 -> 3 under gRPC load."""
+    """tensorserve --num_workers=2: versions 1 -> 2 under REST load, then 2 -> 3 under gRPC."""
     base = BENCH / "swap-base"
     if base.exists():
         shutil.rmtree(base)
@@ -607,23 +813,19 @@ def run_swap(cfg: Config, m: Model, rows: list[Row], details: list[str]) -> None
     versions = {1: m.version_path, **{v: bm.build_mlp(src, v) for v in (2, 3)}}
     refs = {v: bm.run_signature(p, m.x) for v, p in versions.items()}
     shutil.copytree(versions[1], base / "1")
-    s, ep = make_tensorserve(m, "swap", base=base)
+    s, ep = make_tensorserve(m, "swap", workers=2, base=base)
     s.start()
     try:
         if not (s.wait_ready(ep, refs[1]) and s.check_grpc(ep, refs[1], m.name)):
-            rows.append(Row("version swap", "tensorserve", "REST+gRPC", note=f"pending: {s.error}"))
+            rows.append(Row("version swap", s.label, "REST+gRPC", note=f"failed: {s.error}"))
             return
         for proto, old, new in (("REST", 1, 2), ("gRPC", 2, 3)):
-            t = Target("tensorserve", "tensorserve", proto, s, ep)
+            t = Target(s.label, "tensorserve", proto, s, ep)
             t.measure(16, 1, quiet=False)
             row = _swap_once(cfg, t, m, base, versions[new], old, new)
             if proto == "gRPC":
                 ep.grpc_request = m.grpc_request
-            ok = (
-                s.wait_ready(ep, refs[new], timeout_s=10)
-                if proto == "REST"
-                else s.check_grpc(ep, refs[new], m.name)
-            )
+            ok = answers_all(s, ep, refs[new]) and s.check_grpc(ep, refs[new], m.name)
             if not ok:
                 row.note += f"; after the swap the answer is not version {new}'s: {s.error}"
             rows.append(row)
@@ -678,7 +880,7 @@ def _swap_once(cfg: Config, t: Target, m: Model, base: Path, src: Path, old: int
     foreign = CPU.foreign_pct(before, CPU.snapshot())
     FOREIGN.append(foreign)
     res = result.get("r")
-    row = Row(f"version swap {old}→{new}", "tensorserve", t.protocol, 16)
+    row = Row(f"version swap {old}→{new}", t.label, t.protocol, 16)
     if res is None:
         row.note = "load generator failed"
         return row
@@ -695,6 +897,7 @@ def _swap_once(cfg: Config, t: Target, m: Model, base: Path, src: Path, old: int
     row.p99_ms = p99_swap
     row.failed = max(res.failed, bad_status)
     row.rss_mib = t.server.rss() / 2**20
+    row.pss_mib = t.server.pss() / 2**20
     swap_s = f"{t_done - t_copy:.1f} s" if t_done else "did not complete in the window"
     row.ratio = None
     row.note = (
@@ -707,25 +910,23 @@ def _swap_once(cfg: Config, t: Target, m: Model, base: Path, src: Path, old: int
     return row
 
 
-def run_soak(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> None:
-    plans: list[tuple[str, Factory, str]] = []
-    if "tensorserve" in cfg.subjects:
-        plans.append(("tensorserve", make_tensorserve, "REST"))
-        plans.append(("tensorserve", make_tensorserve, "gRPC"))
-    for subject, factory, proto in plans:
-        s, ep = factory(m, f"soak-{proto.lower()}")
-        up = bring_up([(s, ep, subject)], m, _grpc_check if proto == "gRPC" else _no_grpc_check)
+def run_soak(cfg: Config, m: Model, rows: list[Row]) -> None:
+    """tensorserve --num_workers=2: RSS and PSS of all its processes after 10% and 100%."""
+    for proto in ("REST", "gRPC"):
+        s, ep = make_tensorserve(m, f"soak-{proto.lower()}", workers=2)
+        up = bring_up(
+            [(s, ep, "tensorserve")], m, _grpc_check if proto == "gRPC" else _no_grpc_check
+        )
         if not up:
-            note = "pending" if subject == "tensorserve" else "did not start"
-            rows.append(Row("100k soak", s.label, proto, note=f"{note}: {s.error}"[:300]))
+            rows.append(Row("100k soak", s.label, proto, note=f"failed: {s.error}"[:300]))
             continue
         try:
             first, rest = cfg.soak_first, cfg.soak_total - cfg.soak_first
             before = CPU.snapshot()
             r1 = _count_run(s, ep, proto, first)
-            rss1 = s.rss() / 2**20
+            rss1, pss1 = s.rss() / 2**20, s.pss() / 2**20
             r2 = _count_run(s, ep, proto, rest)
-            rss2 = s.rss() / 2**20
+            rss2, pss2 = s.rss() / 2**20, s.pss() / 2**20
             foreign = CPU.foreign_pct(before, CPU.snapshot())
             FOREIGN.append(foreign)
         except RuntimeError as e:
@@ -745,13 +946,51 @@ def run_soak(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row]) -> 
             r2.p99_ms,
             rss2,
             failed=r1.failed + r2.failed,
-            note=f"RSS {rss1:.0f} MiB after {first:,} → {rss2:.0f} MiB after "
-            f"{cfg.soak_total:,} ({growth:+.1f}%); h2load"
+            note=f"RSS (all processes) {rss1:.0f} MiB after {first:,} → {rss2:.0f} MiB after "
+            f"{cfg.soak_total:,} ({growth:+.1f}%); PSS sum {pss1:.0f} → {pss2:.0f} MiB; h2load"
             f"{' --h1' if proto == 'REST' else ''}; other load {foreign:.0f}%",
         )
-        row.extra = {"rss_first": rss1, "rss_last": rss2}
+        row.pss_mib = pss2
+        row.extra = {"rss_first": rss1, "rss_last": rss2, "pss_first": pss1, "pss_last": pss2}
         rows.append(row)
         say(f"soak {s.label} {proto}: {row.note}")
+
+
+def run_memory(cfg: Config, rows: list[Row]) -> None:
+    """A model with ~300 MB of weights: sum of PSS over every process of each server."""
+    m = prepare_model(bm.WIDE_NAME, bm.wide_input(1))
+    weights = bm.wide_params() * 4 / 2**20
+    variants: list[tuple[Factory, bool]] = []
+    if "tensorserve" in cfg.subjects:
+        if not CUSTOM_CMD[0]:
+            variants.append((partial(make_tensorserve, workers=1), True))
+        variants.append((partial(make_tensorserve, workers=2), True))
+    if "fastapi" in cfg.subjects:  # for scale: what one model copy per worker costs
+        variants += [(make_fastapi, False), (partial(make_fastapi, workers=2), False)]
+    scenario = f"memory, {weights:.0f} MiB of weights"
+    for make, grpc in variants:
+        s, ep = make(m, "memory")
+        up = bring_up([(s, ep, s.key)], m, lambda _s, g=grpc: g)  # type: ignore[misc]
+        if not up:
+            rows.append(Row(scenario, s.label, "REST", note=f"failed: {s.error}"[:300]))
+            continue
+        try:
+            # Touch every path a request takes (both protocols, several connections) first.
+            n = 60 if cfg.quick else 200
+            runs = [_count_run(s, ep, "REST", n)]
+            if grpc:
+                runs.append(_count_run(s, ep, "gRPC", n))
+            time.sleep(0.5)
+            row = memory_row(scenario, s, "REST+gRPC" if grpc else "REST")
+            failed = sum(r.failed for r in runs)
+            row.failed = failed
+            row.note += f"; sampled after {n} requests per protocol at 16 connections"
+            rows.append(row)
+            say(f"memory {s.label}: PSS sum {row.pss_mib:.0f} MiB ({row.note})")
+        except RuntimeError as e:
+            rows.append(Row(scenario, s.label, "REST", note=f"failed: {e}"[:300]))
+        finally:
+            s.stop()
 
 
 def _grpc_check(_s: Server) -> bool:
@@ -792,9 +1031,14 @@ def _find(rows: list[Row], scenario: str, server: str, proto: str) -> Row | None
     )
 
 
+def per_round_ratio(a: Row, b: Row) -> float | None:
+    """Median of a/b over the rounds both were measured in (each pair seconds apart)."""
+    pairs = [x / y for x, y in zip(a.rounds, b.rounds, strict=False) if y]
+    return median(pairs) if len(pairs) > 1 else None
+
+
 def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
     checks: list[Check] = []
-    ts, tsb, wr = "tensorserve", "tensorserve (batching)", WRAPPER
 
     def ratio_check(label: str, a: Row | None, b: Row | None, need: float) -> None:
         if a is None or b is None or not b.rps or not a.rps:
@@ -802,88 +1046,143 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
             return
         x = a.rps / b.rps
         text = f"{a.rps:,.0f} vs {b.rps:,.0f} req/s = x{x:.2f}"
-        if b.server == wr and a.ratio:
-            # Judge on the median of per-round ratios (each pair measured seconds apart).
-            x = a.ratio
+        per_round = per_round_ratio(a, b)
+        if per_round is not None:
+            x = per_round  # judged on the median of per-round ratios
             text += f" (median of per-round ratios x{x:.2f})"
         checks.append(Check(label, text, x >= need))
 
-    c16 = "MLP c16"
+    c16, c64 = "MLP c16", "MLP c64"
+    wrapper = _find(rows, c16, WRAPPER, "REST")
     ratio_check(
-        "REST c16 ≥ 3x FastAPI wrapper",
-        _find(rows, c16, ts, "REST"),
-        _find(rows, c16, wr, "REST"),
+        "REST c16 ≥ 3x the single-worker FastAPI wrapper (tensorserve --num_workers=2)",
+        _find(rows, c16, TS2, "REST"),
+        wrapper,
         3.0,
     )
-    peers = [
-        _find(rows, c16, p, "REST")
-        for p in ("KServe 0.21 ModelServer", "MLServer 1.7.1 (custom TF runtime)")
-    ]
+    peers = [_find(rows, c16, p, "REST") for p in TWO_WORKER_PEERS]
     best = max((p for p in peers if p), key=lambda r: r.rps or 0.0, default=None)
     ratio_check(
-        f"REST c16 ≥ 2x best of KServe/MLServer ({best.server if best else '-'})",
-        _find(rows, c16, ts, "REST"),
+        f"REST c16 ≥ 1.5x the best 2-worker peer ({best.server if best else '-'})",
+        _find(rows, c16, TS2, "REST"),
         best,
-        2.0,
+        1.5,
     )
     ratio_check(
-        "gRPC c16 ≥ 4x FastAPI wrapper",
-        _find(rows, c16, ts, "gRPC"),
-        _find(rows, c16, wr, "REST"),
-        4.0,
+        "gRPC c16 ≥ 3x the single-worker FastAPI wrapper (REST)",
+        _find(rows, c16, TS2, "gRPC"),
+        wrapper,
+        3.0,
     )
-    for proto, extra in (("REST", 0.3), ("gRPC", 0.2)):
-        r = _find(rows, "MLP c1", ts, proto)
-        if r is None or fl.b1 is None or r.p50_ms is None:
-            checks.append(Check(f"{proto} c1 p50 ≤ floor + {extra} ms", "not measured", None))
-        else:
-            lim = fl.b1.p50_ms + extra
-            checks.append(
-                Check(
-                    f"{proto} c1 p50 ≤ floor + {extra} ms",
-                    f"{r.p50_ms:.3f} ms vs {fl.b1.p50_ms:.3f} + {extra} = {lim:.3f} ms",
-                    r.p50_ms <= lim,
-                )
-            )
     for proto in ("REST", "gRPC"):
         ratio_check(
-            f"{proto} c64 batching ≥ 1.5x unbatched",
-            _find(rows, "MLP c64", tsb, proto),
-            _find(rows, "MLP c64", ts, proto),
-            1.5,
+            f"{proto} c16: --num_workers=2 ≥ 1.6x --num_workers=1",
+            _find(rows, c16, TS2, proto),
+            _find(rows, c16, TS1, proto),
+            1.6,
+        )
+    for proto in ("REST", "gRPC"):
+        ratio_check(
+            f"{proto} c64: batching ≥ 1.3x the same server unbatched (--num_workers=2)",
+            _find(rows, c64, TS2_B, proto),
+            _find(rows, c64, TS2, proto),
+            1.3,
+        )
+    batched = _find(rows, c64, TS2_B, "REST")
+    if batched is None or fl.b1 is None:
+        checks.append(
+            Check("REST c64 batching ≥ 1.0x the in-process batch-1 floor", "not measured", None)
+        )
+    else:
+        x = (batched.rps or 0.0) / fl.b1.calls_per_s
+        checks.append(
+            Check(
+                "REST c64 batching ≥ 1.0x the in-process batch-1 floor (calls/s)",
+                f"{batched.rps:,.0f} req/s vs {fl.b1.calls_per_s:,.0f} calls/s = x{x:.2f}",
+                x >= 1.0,
+            )
         )
     swaps = [r for r in rows if "p99_swap" in r.extra]
     for r in swaps:
         steady, during = r.extra["p99_steady"], r.extra["p99_swap"]
         checks.append(
             Check(
-                f"{r.protocol} {r.scenario}: 0 failed, p99 ≤ 2x steady",
+                f"{r.protocol} {r.scenario} (--num_workers=2): 0 failed, p99 ≤ 2x steady",
                 f"{r.failed} failed; p99 {during:.2f} vs {steady:.2f} ms (x{during / steady:.2f})",
                 r.failed == 0 and during <= 2 * steady,
             )
         )
     if not swaps:
         checks.append(Check("version swap: 0 failed, p99 ≤ 2x steady", "not measured", None))
-    soaks = [r for r in rows if "rss_last" in r.extra and r.server == ts]
+    mem1 = next((r for r in rows if r.scenario.startswith("memory,") and r.server == TS1), None)
+    mem2 = next((r for r in rows if r.scenario.startswith("memory,") and r.server == TS2), None)
+    mem_label = "memory: ~300 MB model, --num_workers=2 ≤ 1.3x --num_workers=1 (sum of PSS)"
+    if mem1 is None or mem2 is None or not mem1.pss_mib or not mem2.pss_mib:
+        checks.append(Check(mem_label, "not measured", None))
+    else:
+        x = mem2.pss_mib / mem1.pss_mib
+        workers = [
+            v
+            for k, v in sorted(mem2.extra.items())
+            if k.endswith("_uss_mib") and k.startswith("worker")
+        ]
+        wtext = ", ".join(f"{w:.0f}" for w in workers)
+        checks.append(
+            Check(
+                mem_label,
+                f"{mem2.pss_mib:,.0f} vs {mem1.pss_mib:,.0f} MiB = x{x:.2f} "
+                f"(worker USS {wtext} MiB)",
+                x <= 1.3,
+            )
+        )
+    for proto in ("REST", "gRPC"):
+        label = f"{proto} c1 p50: --num_workers=2 ≤ --num_workers=1 + 0.1 ms"
+        two, one = _find(rows, "MLP c1", TS2, proto), _find(rows, "MLP c1", TS1, proto)
+        if two is None or one is None or two.p50_ms is None or one.p50_ms is None:
+            checks.append(Check(label, "not measured", None))
+        else:
+            checks.append(
+                Check(
+                    label,
+                    f"{two.p50_ms:.3f} vs {one.p50_ms:.3f} ms ({two.p50_ms - one.p50_ms:+.3f} ms)",
+                    two.p50_ms <= one.p50_ms + 0.1,
+                )
+            )
+    for proto, extra in (("REST", 0.3), ("gRPC", 0.2)):
+        label = f"{proto} c1 p50 ≤ floor + {extra} ms (--num_workers=2)"
+        r1 = _find(rows, "MLP c1", TS2, proto)
+        if r1 is None or fl.b1 is None or r1.p50_ms is None:
+            checks.append(Check(label, "not measured", None))
+        else:
+            lim = fl.b1.p50_ms + extra
+            checks.append(
+                Check(
+                    label,
+                    f"{r1.p50_ms:.3f} ms vs {fl.b1.p50_ms:.3f} + {extra} = {lim:.3f} ms",
+                    r1.p50_ms <= lim,
+                )
+            )
+    soaks = [r for r in rows if "rss_last" in r.extra and r.server == TS2]
     for r in soaks:
         a, b = r.extra["rss_first"], r.extra["rss_last"]
         checks.append(
             Check(
-                f"{r.protocol} RSS within ±5% ({r.scenario}: first 10% vs end)",
+                f"{r.protocol} RSS within ±5% ({r.scenario}, --num_workers=2: first 10% vs end)",
                 f"{a:.0f} → {b:.0f} MiB ({(b - a) / a * 100:+.1f}%), {r.failed} failed",
                 abs(b - a) <= 0.05 * a,
             )
         )
     if not soaks:
         checks.append(Check("RSS within ±5% from 10k to 100k requests", "not measured", None))
-    big = _find(rows, "large c1", ts, "REST")
+    big = _find(rows, "large c1", TS2, "REST")
+    label = "large REST JSON decode+encode ≥ orjson+numpy MB/s (--num_workers=2)"
     if big is None or fl.codec is None or "codec_mb_per_s" not in big.extra:
-        checks.append(Check("large REST JSON ≥ orjson+numpy MB/s", "not measured", None))
+        checks.append(Check(label, "not measured", None))
     else:
         mbps = big.extra["codec_mb_per_s"]
         checks.append(
             Check(
-                "large REST JSON decode+encode ≥ orjson+numpy MB/s",
+                label,
                 f"{mbps:.1f} MB/s (in+out bytes / (p50 - model time)) vs bound "
                 f"{fl.codec.mb_per_s:.1f} MB/s",
                 mbps >= fl.codec.mb_per_s,
@@ -923,7 +1222,13 @@ def machine() -> dict[str, str]:
     import tensorflow as tf
 
     peers = []
-    for peer in ("kserve", "mlserver"):
+    try:
+        from importlib.metadata import version
+
+        peers.append(f"fastapi=={version('fastapi')} uvicorn=={version('uvicorn')} (wrapper)")
+    except ImportError:
+        pass
+    for peer in PEERS:
         stamp = VENVS / peer / ".bench-installed"
         if stamp.exists():
             peers.append(stamp.read_text().strip())
@@ -948,39 +1253,91 @@ METHOD = [
     "checked against the expected response size, so gRPC errors (HTTP 200, trailers only) "
     "count as failures.",
     "The MLP rounds are interleaved (every server is up during the whole scenario, each "
-    "measurement short), and the table shows medians over rounds; `x wrapper` is the median of "
-    "per-round ratios to the FastAPI wrapper at the same connection count.",
+    "measurement short, the order rotated each round), and the table shows medians over rounds; "
+    "`x wrapper` is the median of per-round ratios to the single-worker FastAPI wrapper at the "
+    "same connection count, and the ratio targets are judged on per-round ratios too. Full "
+    "mode: 3 rounds of 5 s per measurement (kept at that, with the 2-worker peers measured at "
+    "c16 and c64 only and the batching row at c64 only, so the whole run stays near half an "
+    "hour); --quick: 1 round of 3 s.",
+    "Idle servers must not take CPU from the one being measured: after the warm-up the run "
+    "measures every server's CPU over 3 s with nothing sent, and a server above "
+    f"{IDLE_BUSY_PCT:.0f}% of one core is stopped (SIGSTOP of its process group) while the "
+    "others are measured and continued (SIGCONT, then one checked predict) for its own turn. "
+    "Stopping keeps its models loaded, where a restart per turn would cost a model load each "
+    "time; the Notes say which servers it applied to.",
     "Load generator and servers share the same 2 vCPUs, as a user's single-box test would.",
+    "Same cores: the 2-worker rows are each peer's own multi-process mode, configured for 2 "
+    "cores. FastAPI wrapper: `uvicorn fastapi_wrapper:create_app --factory --workers 2` (each "
+    "worker loads its own model copy, what users do). KServe: `--workers 2` "
+    "(RESTServerMultiProcess: the parent binds the port and spawns 2 REST workers, each "
+    "unpickling the model registry; the TF model reloads itself there, so parent and workers "
+    "each hold a copy). MLServer: `parallel_workers: 2` (the HTTP server in the main process "
+    "hands each inference to one of 2 worker processes, each with a model copy; the main "
+    "process also loads one). LitServe 0.2.19: `LitServer(api, accelerator='cpu', "
+    "workers_per_device=1)` + `run(num_api_servers=2)`: 2 forked uvicorn API-server "
+    "processes in front of one inference worker (one model copy, like tensorserve's model "
+    "process) over multiprocessing queues, JSON parsed in the API servers and decode_request / "
+    "predict / encode_response in the worker; its batching row adds `LitAPI(max_batch_size, "
+    "batch_timeout)` with tensorserve's batching values. tensorserve: `--num_workers=2` "
+    "(a supervisor, one model process, 2 protocol workers sharing both ports).",
     "Seed MLP: Keras Input(784) → Dense(128, relu) → Dense(10, softmax), "
     "tf.saved_model.save; batch-1 JSON body ≈ 8.3 KB; input/output keys read from the loaded "
     "signature.",
     "Large payload: a weightless model returning `images * 0.5` for float32 [8,224,224,3] "
     "(4.8 MB of float32 each way; the same-size output makes the server encode as much as it "
     "decodes). The bound is orjson.loads + np.asarray(float32) of the request plus "
-    "orjson.dumps(OPT_SERIALIZE_NUMPY) of the response, best of N, in one thread.",
+    "orjson.dumps(OPT_SERIALIZE_NUMPY) of the response, best of N, in one thread. Only the "
+    "single-worker peers are measured here (one request at a time).",
     "FastAPI wrapper: `async def` handler, `await request.json()`, model on the event loop, "
     "`.tolist()` out, uvicorn[standard], access log off. KServe: custom kserve.Model, V1 "
     "protocol, latency and uvicorn logging off (its faster setting). MLServer: custom MLModel "
-    "runtime, V2 JSON, parallel_workers 0 (its faster setting for a light model), uvloop<0.22.",
+    "runtime, V2 JSON, single-worker row parallel_workers 0 (its faster setting for a light "
+    "model), uvloop<0.22. LitServe: TF Serving's row JSON on its own `/predict` path, access "
+    "log off, TensorFlow imported only in the inference worker.",
     "MLServer speaks the Open Inference Protocol, whose JSON carries one flat `data` list; "
     "TF Serving's `instances` rows are nested lists, which cost orjson + numpy about 4x more "
     "to decode for the large payload. So the large-payload REST rows compare wire formats as "
     "well as servers.",
-    "RSS: resident memory of the server process and its children (/proc), sampled after "
-    "each round; the soak samples it after the first 10% of the requests and at the end.",
-    "Version swap: a new version directory is renamed into the base path during a 16-connection "
-    "h2load run; 'during' = requests started from the copy until the old version is unloaded "
-    "+0.5 s, 'steady' = requests before it.",
+    "Memory: RSS is summed over the server's process tree (/proc/PID/status), so pages shared "
+    "between processes (libraries, fork copy-on-write) count once per process; PSS "
+    "(/proc/PID/smaps_rollup) splits each shared page between its sharers, so the sum of PSS "
+    "over the tree is what the server costs the machine; USS (Private_Clean + Private_Dirty) "
+    "is what a process alone holds. Sampled after each MLP round (the table keeps the "
+    "maximum) and, per process, once after the last round ('MLP memory' rows); tensorserve's "
+    "processes are told apart by their `tensorserve.processes.child ROLE` command line "
+    "(main = the supervisor, or the whole server with --num_workers=1).",
+    "Memory with large weights: a Dense stack Input(2048) → 5x Dense(4096, relu) → Dense(10) "
+    f"({bm.wide_params() / 1e6:.1f}M float32 parameters, {bm.wide_params() * 4 / 2**20:.0f} "
+    "MiB), served by each server alone, sampled after 200 (--quick: 60) REST (and gRPC) "
+    "requests at 16 connections; the target compares the sum of PSS of "
+    "--num_workers=2 with --num_workers=1; the FastAPI wrapper rows (1 and 2 uvicorn workers) "
+    "show what one model copy per worker costs.",
+    "Version swap (--num_workers=2): a new version directory is renamed into the base path "
+    "during a 16-connection h2load run; 'during' = requests started from the copy until the "
+    "old version is unloaded +0.5 s, 'steady' = requests before it; afterwards 16 predicts on "
+    "fresh connections (spread over the workers) must all answer the new version.",
+    "Soak (--num_workers=2): RSS and PSS summed over all processes after the first 10% of the "
+    "requests and at the end.",
 ]
 
 
 def method_notes() -> list[str]:
-    return [
+    size, timeout = batching_params()
+    notes = [
         *METHOD,
         "tensorserve batching (--enable_batching --batching_parameters_file): "
         + " ".join(BATCHING[0].split())
-        + "; tensorserve runs with its defaults otherwise (access log off).",
+        + "; tensorserve runs with its defaults otherwise (access log off). LitServe batching: "
+        f"max_batch_size={size}, batch_timeout={timeout} s; LitServe queues: "
+        + ("ZeroMQ (fast_queue=True)." if LITSERVE_FAST_QUEUE[0] else "multiprocessing (default)."),
     ]
+    if CUSTOM_CMD[0]:
+        notes.append(
+            f"tensorserve replaced by `{' '.join(TENSORSERVE_CMD)}` (--tensorserve-cmd), run "
+            "without --num_workers: its rows carry the --num_workers=2 labels and the "
+            "--num_workers=1 rows are not run."
+        )
+    return notes
 
 
 def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
@@ -994,6 +1351,9 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     p.add_argument("--render", type=Path, default=None, help="only re-render a results.json")
     p.add_argument("--skip-setup", action="store_true")
     p.add_argument("--batching-config", type=Path, default=None, help="BatchingParameters file")
+    p.add_argument(
+        "--litserve-fast-queue", action="store_true", help="LitServe with ZeroMQ (fast_queue=True)"
+    )
     p.add_argument(
         "--tensorserve-cmd",
         default="",
@@ -1026,8 +1386,10 @@ def main(argv: list[str] | None = None) -> int:
         QUIET.budget_s = 30.0
     if args.batching_config:
         BATCHING[0] = args.batching_config.read_text()
+    LITSERVE_FAST_QUEUE[0] = args.litserve_fast_queue
     if args.tensorserve_cmd:
         TENSORSERVE_CMD[:] = args.tensorserve_cmd.split()
+        CUSTOM_CMD[0] = True
     out_json = BENCH / "results.json"
     if args.render:
         res = Results.load(args.render)
@@ -1059,7 +1421,7 @@ def bench(cfg: Config, args: argparse.Namespace) -> Results:
         run_floor(cfg, mlp, big if "large" in cfg.scenarios else None, fl)
     servers = cfg.subjects - {"floor"}
     if "mlp" in cfg.scenarios and servers:
-        run_mlp(cfg, mlp, failed, rows, fl)
+        run_mlp(cfg, mlp, failed, rows, fl, details)
     if "large" in cfg.scenarios and servers and big is not None:
         if fl.big is None:
             fl.big = bm.measure_floor(big.version_path, big.x, "big", 2)
@@ -1067,7 +1429,9 @@ def bench(cfg: Config, args: argparse.Namespace) -> Results:
     if "swap" in cfg.scenarios and "tensorserve" in cfg.subjects:
         run_swap(cfg, mlp, rows, details)
     if "soak" in cfg.scenarios and "tensorserve" in cfg.subjects:
-        run_soak(cfg, mlp, failed, rows)
+        run_soak(cfg, mlp, rows)
+    if "memory" in cfg.scenarios and ({"tensorserve", "fastapi"} & cfg.subjects):
+        run_memory(cfg, rows)
     rows[:0] = floor_rows(fl)
     checks = evaluate(rows, fl)
     elapsed = time.monotonic() - t0

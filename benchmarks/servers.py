@@ -57,9 +57,9 @@ def free_port() -> int:
     raise RuntimeError("no free port found")
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` plus all its descendants, from /proc."""
-    children: dict[int, list[int]] = {}
+def _proc_stats() -> dict[int, list[str]]:
+    """``{pid: fields of /proc/PID/stat after the command name}`` for every process."""
+    out: dict[int, list[str]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -68,12 +68,27 @@ def rss_bytes(pid: int) -> int:
                 stat = f.read()
         except OSError:
             continue
-        ppid = int(stat[stat.rfind(")") + 2 :].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    total = 0
-    todo = [pid]
+        out[int(entry)] = stat[stat.rfind(")") + 2 :].split()
+    return out
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and all its live descendants (parents before children)."""
+    children: dict[int, list[int]] = {}
+    for p, fields in _proc_stats().items():
+        children.setdefault(int(fields[1]), []).append(p)
+    out, todo = [], [pid]
     while todo:
-        p = todo.pop()
+        p = todo.pop(0)
+        out.append(p)
+        todo.extend(sorted(children.get(p, [])))
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of ``pid`` plus all its descendants, from /proc."""
+    total = 0
+    for p in process_tree(pid):
         try:
             with open(f"/proc/{p}/status") as f:
                 for line in f:
@@ -82,8 +97,70 @@ def rss_bytes(pid: int) -> int:
                         break
         except OSError:
             pass
-        todo.extend(children.get(p, []))
     return total
+
+
+def cpu_ticks(pid: int) -> int:
+    """utime + stime of ``pid`` and its live descendants, in clock ticks."""
+    stats = _proc_stats()
+    tree = set(process_tree(pid))
+    return sum(int(f[11]) + int(f[12]) for p, f in stats.items() if p in tree)
+
+
+@dataclass
+class ProcMem:
+    """One process's memory from /proc/PID/smaps_rollup (bytes)."""
+
+    pid: int
+    role: str  # tensorserve: "main", "model" or "worker"; otherwise the program name
+    rss: int
+    pss: int
+    uss: int  # Private_Clean + Private_Dirty: what killing the process would free
+
+
+def _role(pid: int) -> str:
+    """tensorserve children carry ``tensorserve.processes.child ROLE`` in their cmdline."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv = [a.decode(errors="replace") for a in f.read().split(b"\0") if a]
+    except OSError:
+        return "?"
+    if "tensorserve.processes.child" in argv:
+        i = argv.index("tensorserve.processes.child")
+        return argv[i + 1] if i + 1 < len(argv) else "child"
+    if "tensorserve" in argv:
+        return "main"  # the supervisor (or, with --num_workers=1, the whole server)
+    if "-c" in argv:  # multiprocessing's helpers and spawned children
+        code = argv[argv.index("-c") + 1] if argv.index("-c") + 1 < len(argv) else ""
+        for key, name in (("resource_tracker", "mp-tracker"), ("spawn_main", "mp-child")):
+            if key in code:
+                return name
+        return "python -c"
+    rest = [a for a in argv[1:] if not a.startswith("-")]
+    if "-m" in argv and argv.index("-m") + 1 < len(argv):
+        return argv[argv.index("-m") + 1]
+    if rest and os.path.basename(argv[0]).startswith("python"):
+        return os.path.basename(rest[0])  # the script (forked children keep the same cmdline)
+    return os.path.basename(argv[0]) if argv else "?"
+
+
+def smaps_rollup(pid: int) -> ProcMem | None:
+    vals: dict[str, int] = {}
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0].endswith(":") and parts[1].isdigit():
+                    vals[parts[0][:-1]] = int(parts[1]) * 1024
+    except OSError:
+        return None
+    uss = vals.get("Private_Clean", 0) + vals.get("Private_Dirty", 0)
+    return ProcMem(pid, _role(pid), vals.get("Rss", 0), vals.get("Pss", 0), uss)
+
+
+def tree_memory(pid: int) -> list[ProcMem]:
+    """smaps_rollup of ``pid`` and every descendant."""
+    return [m for m in (smaps_rollup(p) for p in process_tree(pid)) if m is not None]
 
 
 def http_post(port: int, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
@@ -131,6 +208,7 @@ class Server:
     cwd: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
     error: str | None = None
+    paused: bool = False
 
     def start(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -163,9 +241,35 @@ class Server:
     def rss(self) -> int:
         return rss_bytes(self.proc.pid) if self.alive and self.proc else 0
 
+    def memory(self) -> list[ProcMem]:
+        """USS/PSS/RSS of every process of this server (the launched one and its children)."""
+        return tree_memory(self.proc.pid) if self.alive and self.proc else []
+
+    def pss(self) -> int:
+        """Sum of PSS over the server's processes: shared pages are counted once in total."""
+        return sum(m.pss for m in self.memory())
+
+    def cpu_ticks(self) -> int:
+        return cpu_ticks(self.proc.pid) if self.alive and self.proc else 0
+
+    def pause(self) -> None:
+        """SIGSTOP the server's process group (it burns no CPU while another is measured)."""
+        if self.alive and self.proc and not self.paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGSTOP)
+            self.paused = True
+
+    def resume(self) -> None:
+        if self.proc and self.paused:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGCONT)
+            self.paused = False
+            time.sleep(0.2)  # let its event loops and queue threads catch up
+
     def stop(self) -> None:
         if self.proc is None:
             return
+        self.resume()
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGTERM)

@@ -2,11 +2,11 @@
 # Idempotent installer for what `make bench` needs beyond the project's own venv:
 #   * wrk (REST load) and h2load (nghttp2-client, gRPC load) from apt, when missing;
 #   * fastapi in the project's venv (the "plain FastAPI wrapper" peer);
-#   * KServe and Seldon MLServer, each in its own virtualenv under $BENCH_DIR/venvs.
+#   * KServe, Seldon MLServer and LitServe, each in its own virtualenv under $BENCH_DIR/venvs.
 # A peer that fails to install leaves $BENCH_DIR/venvs/<peer>.failed holding the reason;
 # this script itself always exits 0 so the benchmark can report "did not install".
 #
-# usage: benchmarks/setup_peers.sh [tools|fastapi|kserve|mlserver ...]   (default: all)
+# usage: benchmarks/setup_peers.sh [tools|fastapi|kserve|mlserver|litserve ...]   (default: all)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-$ROOT/bench-results}"
@@ -20,6 +20,8 @@ mkdir -p "$VENVS" "$LOGS"
 KSERVE_REQS=("kserve==0.21.0" "tensorflow==2.21.*")
 # MLServer 1.7.1 crash-loops its worker with uvloop>=0.22 (SeldonIO/MLServer#2286).
 MLSERVER_REQS=("mlserver==1.7.1" "tensorflow==2.21.*" "uvloop<0.22")
+# LitServe: API-server processes in front of inference workers over queues.
+LITSERVE_REQS=("litserve==0.2.19" "tensorflow==2.21.*" "uvloop" "httptools")
 
 log() { echo "[setup_peers] $*" >&2; }
 
@@ -75,13 +77,14 @@ install_peer() {
 }
 
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(tools fastapi kserve mlserver)
+[ ${#targets[@]} -eq 0 ] && targets=(tools fastapi kserve mlserver litserve)
 for t in "${targets[@]}"; do
     case "$t" in
         tools) install_tools ;;
         fastapi) install_fastapi ;;
         kserve) install_peer kserve "import kserve, tensorflow" "${KSERVE_REQS[@]}" ;;
         mlserver) install_peer mlserver "import mlserver, tensorflow" "${MLSERVER_REQS[@]}" ;;
+        litserve) install_peer litserve "import litserve, tensorflow" "${LITSERVE_REQS[@]}" ;;
         *) log "unknown target $t" ;;
     esac
 done
