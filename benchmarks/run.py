@@ -28,6 +28,7 @@ import datetime as dt
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -46,7 +47,15 @@ import bench_models as bm  # noqa: E402
 import loadgen  # noqa: E402
 import numpy as np  # noqa: E402
 from report import Check, Results, Row, median, render_console, render_markdown  # noqa: E402
-from servers import CpuMeter, Endpoint, ProcMem, Server, free_port, model_status  # noqa: E402
+from servers import (  # noqa: E402
+    CpuMeter,
+    Endpoint,
+    ProcMem,
+    Server,
+    free_port,
+    model_status,
+    stop_running,
+)
 
 BENCH = Path(os.environ.get("BENCH_DIR", ROOT / "bench-results"))
 MAIN_PY = ROOT / ".venv" / "bin" / "python"
@@ -1380,6 +1389,10 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
     return cfg, a
 
 
+def _interrupted(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     cfg, args = parse_args(argv)
     if cfg.quick:
@@ -1395,7 +1408,12 @@ def main(argv: list[str] | None = None) -> int:
         res = Results.load(args.render)
         res.meta["method"] = method_notes()
     else:
-        res = bench(cfg, args)
+        # SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so no server outlives the run.
+        signal.signal(signal.SIGTERM, _interrupted)
+        try:
+            res = bench(cfg, args)
+        finally:
+            stop_running()
         res.save(out_json)
         say(f"raw results: {out_json}")
     print(render_console(res))

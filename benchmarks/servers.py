@@ -27,6 +27,7 @@ import loadgen
 import numpy as np
 
 _HANDED_OUT: set[int] = set()
+RUNNING: list[Server] = []  # every started, not yet stopped server (stop_running() ends them)
 
 
 def free_port() -> int:
@@ -225,6 +226,7 @@ class Server:
                 cwd=self.cwd,
                 start_new_session=True,
             )
+        RUNNING.append(self)
 
     @property
     def alive(self) -> bool:
@@ -267,6 +269,8 @@ class Server:
             time.sleep(0.2)  # let its event loops and queue threads catch up
 
     def stop(self) -> None:
+        if self in RUNNING:
+            RUNNING.remove(self)
         if self.proc is None:
             return
         self.resume()
@@ -346,6 +350,13 @@ class Server:
 
     def rest_url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.rest_port}{path}"
+
+
+def stop_running() -> None:
+    """Stop every server still running (an interrupted or failed run leaves none behind)."""
+    for server in list(RUNNING):
+        with contextlib.suppress(Exception):
+            server.stop()
 
 
 def model_status(port: int, model: str) -> dict[str, str]:
