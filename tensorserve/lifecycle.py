@@ -33,7 +33,7 @@ from tensorserve.core.server_core import ServerCore
 from tensorserve.errors import InvalidArgument, ServingError
 from tensorserve.metrics.registry import BatchingMetrics, Metrics
 from tensorserve.options import ServerOptions
-from tensorserve.runtime import saved_model
+from tensorserve.runtime import saved_model, tf_env
 from tensorserve.runtime.filesystem import filesystem_for
 from tensorserve.runtime.loader import SavedModelLoader
 from tensorserve.servable import Servable
@@ -152,6 +152,7 @@ class ModelLifecycle:
     def start(self) -> None:
         """Start the manager loop and the polling threads (no models yet)."""
         saved_model.configure_process(self.settings.runtime)
+        tf_env.init_devices()  # fd 2 is captured meanwhile: before any thread logs
         self._thread("manager", lambda: self.manager.run(self._stop))
         poll = self.options.file_system_poll_wait_seconds
         if poll > 0:

@@ -21,6 +21,24 @@ from tensorserve.processes.spec import ChildSpec, StatusPipe
 from tensorserve.protocols.frontend import Frontend, Placement
 
 
+async def _told_to_listen(stop: asyncio.Event) -> bool:
+    """Wait for the supervisor's ``listen`` line on stdin; False if stopped first."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), sys.stdin.buffer
+    )
+    line = asyncio.ensure_future(reader.readline())
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait([line, stopping], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        line.cancel()
+        transport.close()
+    return line.done() and not line.cancelled() and line.result() == b"listen\n"
+
+
 def run_worker(spec: ChildSpec, status: StatusPipe) -> int:
     opts = spec.options
     logs.configure_logging(opts.log_format, opts.log_level, access_log=opts.access_log)  # type: ignore[arg-type]
@@ -33,7 +51,9 @@ async def _serve(spec: ChildSpec, status: StatusPipe) -> int:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     service = RemoteService(spec.ipc_path)
     await service.connect()
-    await loop.run_in_executor(None, sys.stdin.buffer.readline)  # "listen"
+    if not await _told_to_listen(stop):
+        await service.close()
+        return 0  # stopped (or the supervisor went away) before the ports opened
     placement = Placement(reuse_port=True, unix_socket=spec.index == 0)
     frontend = Frontend(spec.options, spec.settings, service, placement)
     try:

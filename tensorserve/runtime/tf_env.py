@@ -60,8 +60,6 @@ NOISE: Final = re.compile(
         ]
     )
 )
-# A C++ log line: severity letter, MMDD, time (``E0000 00:00:1796300549.380493 ...``).
-CPP_LINE: Final = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d")
 
 _lock = threading.RLock()
 _level = logging.INFO
@@ -163,8 +161,8 @@ def split_noise(lines: Sequence[str]) -> list[str]:
     for line in lines:
         if NOISE.search(line):
             noise = True
-        elif CPP_LINE.match(line) or line.startswith(("WARNING:", "ERROR:", "INFO:")):
-            noise = False  # a new record that is not a notice
+        elif not line[:1].isspace():
+            noise = False  # a new record that is not a notice (only indented lines continue one)
         if noise:
             _held.append(line)
         elif line.strip():

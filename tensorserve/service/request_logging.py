@@ -107,13 +107,13 @@ def predict_log(
     request = record.predict_log.request
     _spec(request.model_spec, model, version, signature)
     for key, value in inputs.items():
-        request.inputs[key].CopyFrom(tensors.from_numpy(value, as_content=value.dtype.kind != "O"))
+        tensors.fill(request.inputs[key], value, as_content=value.dtype.kind != "O")
     request.output_filter.extend(output_filter)
     response = record.predict_log.response
     _spec(response.model_spec, model, version, signature)
     for key, value in result.outputs.items():
         dtype = result.output_dtypes[key]
-        response.outputs[key].CopyFrom(tensors.from_numpy(value, dtype))
+        tensors.fill(response.outputs[key], value, dtype)
     return record
 
 

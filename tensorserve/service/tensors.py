@@ -123,15 +123,28 @@ def from_numpy(
     kept and ``str`` elements encoded as UTF-8. Raises ``InvalidArgument`` for dtypes that
     cannot be encoded.
     """
+    proto = tensor_pb2.TensorProto()
+    fill(proto, array, dtype, as_content=as_content)
+    return proto
+
+
+def fill(
+    proto: tensor_pb2.TensorProto,
+    array: np.ndarray,
+    dtype: int | None = None,
+    *,
+    as_content: bool = False,
+) -> None:
+    """:func:`from_numpy` into an existing, empty ``proto`` (e.g. a response map entry), so a
+    large tensor is not copied once more."""
     code = dtypes.from_numpy(array.dtype) if dtype is None else dtype
     values = _coerce(array, code)
-    proto = tensor_pb2.TensorProto(dtype=code)
+    proto.dtype = code  # type: ignore[assignment]
     _set_shape(proto.tensor_shape, values.shape)
     if as_content:
         proto.tensor_content = _content(values, code)
     else:
         _fill_field(proto, values, code)
-    return proto
 
 
 def format_shape(shape: tuple[int, ...]) -> str:

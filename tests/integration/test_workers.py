@@ -29,6 +29,8 @@ from tensorflow_serving.apis import (
 )
 
 from tests.harness import (
+    ENV,
+    ROOT,
     Server,
     exiting_server_command,
     model_config,
@@ -346,6 +348,24 @@ def test_sigterm_drains_every_process_and_exits_0(models_dir: Path) -> None:
     logs = server.logs()
     assert logs.index("Shutting down") < logs.index("Unloaded servable version")
     assert logs.rindex("Unloaded servable version") < logs.index("Shutdown complete")
+
+
+def test_sigterm_during_start_up_stops_every_process_promptly(models_dir: Path) -> None:
+    command = exiting_server_command(
+        [f"--model_base_path={models_dir / 'half_plus_two'}", "--num_workers=2"]
+    )
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL)
+    try:
+        family = wait_for(
+            lambda: list(children(process.pid)) if len(children(process.pid)) == 3 else [],
+            "children",
+        )
+        process.send_signal(signal.SIGTERM)  # before the model process has loaded (TF import)
+        assert process.wait(20) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert wait_for(lambda: not any(alive(pid) for pid in family), "no child left", 15)
 
 
 def test_a_killed_supervisor_leaves_no_orphans(models_dir: Path) -> None:

@@ -86,7 +86,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         outputs = response.outputs
         for key, value in result.outputs.items():
             dtype = result.output_dtypes[key]
-            outputs[key].CopyFrom(tensors.from_numpy(value, dtype, as_content=self._as_content))
+            tensors.fill(outputs[key], value, dtype, as_content=self._as_content)
         return response
 
     async def Classify(
