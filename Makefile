@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 
 serve: $(STAMP)
 	$(PY) -m tensorserve.demo export --dir $(DEMO_DIR)
-	$(PY) -m tensorserve.demo print-usage --dir $(DEMO_DIR) --rest_api_port $(REST_PORT)
+	$(PY) -m tensorserve.demo print-usage --dir $(DEMO_DIR) --port $(GRPC_PORT) --rest_api_port $(REST_PORT)
 	exec $(PY) -m tensorserve --port=$(GRPC_PORT) --rest_api_port=$(REST_PORT) \
 		--model_config_file=$(DEMO_DIR)/models.config \
 		--monitoring_config_file=$(DEMO_DIR)/monitoring.config
@@ -31,6 +31,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check tensorserve tests benchmarks
 	$(VENV)/bin/ruff format --check tensorserve tests benchmarks
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Full run (about 30 min on the 2-vCPU VM) rewrites BENCHMARKS.md; a subset, e.g.
 # make bench BENCH_ARGS="--quick --only tensorserve,litserve --scenarios mlp,memory"
