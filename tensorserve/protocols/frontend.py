@@ -30,6 +30,7 @@ class Placement:
 
     reuse_port: bool = False
     unix_socket: bool = True
+    announce: bool = True  # the one start-up line per port (worker 0 of several)
 
 
 class Frontend:
@@ -83,6 +84,7 @@ class Frontend:
                 enable_health=opts.enable_grpc_healthcheck_service,
                 tensor_content_outputs=opts.enable_serialization_as_tensor_content,
                 reuse_port=self._placement.reuse_port,
+                announce=self._placement.announce,
             ),
             PredictionServicer(self._service, opts.enable_serialization_as_tensor_content),
             ModelServicer(self._service),
@@ -110,6 +112,7 @@ class Frontend:
             tls=self._settings.tls,
             reuse_port=self._placement.reuse_port,
             grace_s=opts.shutdown_grace_seconds,
+            announce=self._placement.announce,
         )
 
     def _on_readiness(self, ready: bool) -> None:

@@ -54,7 +54,8 @@ async def _serve(spec: ChildSpec, status: StatusPipe) -> int:
     if not await _told_to_listen(stop):
         await service.close()
         return 0  # stopped (or the supervisor went away) before the ports opened
-    placement = Placement(reuse_port=True, unix_socket=spec.index == 0)
+    first = spec.index == 0
+    placement = Placement(reuse_port=True, unix_socket=first, announce=first)
     frontend = Frontend(spec.options, spec.settings, service, placement)
     try:
         await frontend.start()

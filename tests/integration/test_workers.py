@@ -185,6 +185,13 @@ def test_one_model_process_and_the_workers(workers: Server) -> None:
         assert "_pywrap_tensorflow" not in maps(pid)
 
 
+def test_one_start_up_line_per_port(workers: Server) -> None:
+    logs = workers.logs()
+    assert logs.count("Running gRPC ModelServer at") == 1
+    assert logs.count("Exporting HTTP/REST API at") == 1
+    assert logs.count("tensorserve ready: ") == 1
+
+
 def test_every_worker_serves(workers: Server) -> None:
     worker_pids = pids_of(workers, "worker")
     before = {pid: cpu_ticks(pid) for pid in worker_pids}

@@ -29,6 +29,7 @@ class GrpcOptions:
     enable_health: bool = False
     tensor_content_outputs: bool = False
     reuse_port: bool = False  # several worker processes share the port (SO_REUSEPORT)
+    announce: bool = True  # log the "Running gRPC ModelServer at" line (one worker does)
 
 
 def credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -91,7 +92,8 @@ class GrpcServer:
             raise OSError(f"Could not bind gRPC to {address} (in use?): {exc}") from exc
         if port == 0 and not address.startswith("unix:"):
             raise OSError(f"Could not bind gRPC to {address}")
-        log.info("Running gRPC ModelServer at %s ...", address)
+        level = logging.INFO if self._options.announce else logging.DEBUG
+        log.log(level, "Running gRPC ModelServer at %s ...", address)
         return int(port)
 
     async def set_serving(self, serving: bool) -> None:

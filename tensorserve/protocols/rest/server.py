@@ -34,6 +34,7 @@ class RestServerOptions:
     tls: TlsConfig | None = None
     reuse_port: bool = False
     grace_s: float = 30.0
+    announce: bool = True  # log the "Exporting HTTP/REST API at" line (one worker does)
 
 
 class RestServer:
@@ -72,7 +73,8 @@ class RestServer:
         self._server.lifespan = config.lifespan_class(config)  # "off": what serve() would set
         await self._server.startup(sockets=[self._socket])
         self._main = asyncio.create_task(self._server.main_loop())
-        log.info("Exporting HTTP/REST API at:%s:%d ...", opts.host, self.bound_port)
+        level = logging.INFO if opts.announce else logging.DEBUG
+        log.log(level, "Exporting HTTP/REST API at:%s:%d ...", opts.host, self.bound_port)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (within the grace period)."""
