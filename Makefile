@@ -7,7 +7,7 @@ REST_PORT ?= 8501
 GRPC_PORT ?= 8500
 DEMO_DIR ?= demo_models
 
-.PHONY: setup serve test lint bench clean
+.PHONY: setup serve test lint bench clean screenshot
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ serve: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Refresh the README's dashboard screenshot (docs/dashboard.png) from the browser test.
+screenshot: $(STAMP)
+	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/integration/test_dashboard.py -k charts
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check tensorserve tests benchmarks

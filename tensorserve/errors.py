@@ -93,3 +93,7 @@ class AlreadyExists(ServingError):
 
 class Cancelled(ServingError):
     code = Code.CANCELLED
+
+
+class Unauthenticated(ServingError):
+    code = Code.UNAUTHENTICATED

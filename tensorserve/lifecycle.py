@@ -16,9 +16,10 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from typing import Any
 
-from tensorserve import logs
+from tensorserve import __version__, logs
 from tensorserve.batching.batcher import BatchingServable
 from tensorserve.batching.scheduler import SharedBatchScheduler
 from tensorserve.config import batching as batching_config
@@ -49,6 +50,8 @@ class ModelLifecycle:
     """Build with the parsed settings; ``start`` runs the loops, ``stop`` unloads everything."""
 
     def __init__(self, options: ServerOptions, settings: Settings) -> None:
+        self.started_at = time.time()
+        self.last_config: dict[str, Any] | None = None  # the last model list applied
         self.options = options
         self.settings = settings
         self.metrics = Metrics()
@@ -89,6 +92,7 @@ class ModelLifecycle:
             inline_budget_us=options.compute_inline_budget_us,
             reload=self.reload,
             scrape=self.metrics.render if settings.metrics.enabled else None,
+            describe=self.describe,
         )
         self.warmup = Warmup(
             options.enable_model_warmup,
@@ -173,8 +177,36 @@ class ModelLifecycle:
 
     def apply_config(self, configs: tuple[ModelConfig, ...], wait: float | None) -> None:
         """Apply a model list (start-up, file poll, ReloadConfig); raises ServingError."""
+        applied: dict[str, Any] = {"time": time.time(), "models": len(configs), "error": ""}
+        self.last_config = applied
         self.request_logging.configure(configs)
-        self.core.apply_config(configs, wait)
+        try:
+            self.core.apply_config(configs, wait)
+        except ServingError as exc:
+            applied["error"] = exc.message
+            raise
+
+    def describe(self) -> dict[str, Any]:
+        """The server panel of ``Service.overview``: version, start, flags, configuration."""
+        options = self.options
+        return {
+            "server": {
+                "name": "tensorserve",
+                "version": __version__,
+                "tensorflow_version": tf_env.tensorflow_version(),
+                "pid": os.getpid(),
+                "started_at": self.started_at,
+                "now": time.time(),
+                "num_workers": options.worker_count(),
+                "model_config_file": options.model_config_file,
+                "model_config_file_poll_wait_seconds": options.model_config_file_poll_wait_seconds,
+                "last_config": self.last_config,
+                "batching": self.settings.batching is not None,
+                "monitoring": self.settings.metrics.enabled,
+                "flags": {f.name: getattr(options, f.name) for f in fields(options)},
+            },
+            "metrics": self.metrics.summary(),
+        }
 
     async def reload(self, config_proto: Any) -> None:
         """The ReloadConfig RPC: validate, apply, wait for added models."""

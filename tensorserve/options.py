@@ -100,6 +100,15 @@ class ServerOptions:
         "(saves two thread hand-offs); 0 always uses the compute threads",
         extra=True,
     )
+    enable_dashboard: bool = _opt(
+        True, "Serve the operator dashboard at /dashboard/ on the REST port", extra=True
+    )
+    auth_token_file: str = _opt(
+        "",
+        "File holding a bearer token every REST and gRPC call must carry "
+        "(health checks stay open); empty: no authentication",
+        extra=True,
+    )
     shutdown_grace_seconds: float = _opt(
         30.0, "On SIGTERM, how long in-flight requests may take to finish", extra=True
     )
@@ -107,6 +116,12 @@ class ServerOptions:
     @property
     def tags(self) -> tuple[str, ...]:
         return tuple(t.strip() for t in self.saved_model_tags.split(",") if t.strip())
+
+    def worker_count(self) -> int:
+        """``--num_workers``; 0 means one per core this process may run on."""
+        if self.num_workers > 0:
+            return self.num_workers
+        return max(1, len(os.sched_getaffinity(0)))
 
 
 def option_fields() -> list[Any]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
 import sys
@@ -27,13 +26,6 @@ from tensorserve.config.settings import Settings, StartupError, load_settings
 from tensorserve.options import ServerOptions
 
 log = logging.getLogger("tensorserve.server")
-
-
-def worker_count(options: ServerOptions) -> int:
-    """``--num_workers``; 0 means one per core this process may run on."""
-    if options.num_workers > 0:
-        return options.num_workers
-    return max(1, len(os.sched_getaffinity(0)))
 
 
 class SingleProcessServer:
@@ -140,7 +132,7 @@ def run(options: ServerOptions) -> int:
         options.log_level,
         access_log=options.access_log,
     )
-    workers = worker_count(options)
+    workers = options.worker_count()
     if workers > 1:
         from tensorserve.processes.child import lean_tensorflow_protos
 

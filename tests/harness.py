@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -147,3 +148,13 @@ def run_server_expecting_exit(
         timeout=timeout,
         check=False,
     )
+
+
+def copy_version(source: Path, base: Path, version: int) -> Path:
+    """Copy a version folder the safe way: into a hidden name, then rename into place."""
+    base.mkdir(parents=True, exist_ok=True)
+    staging = base / f".staging-{version}"
+    shutil.copytree(source, staging)
+    target = base / str(version)
+    os.rename(staging, target)
+    return target

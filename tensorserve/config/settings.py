@@ -60,6 +60,7 @@ class Settings:
     tls: TlsConfig | None
     runtime: RuntimeSettings
     channel_arguments: tuple[tuple[str, str | int], ...]
+    auth_token: str | None = None
 
 
 def load_settings(options: ServerOptions) -> Settings:
@@ -72,6 +73,7 @@ def load_settings(options: ServerOptions) -> Settings:
             tls=_tls(options.ssl_config_file),
             runtime=_runtime(options),
             channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
+            auth_token=read_auth_token(options.auth_token_file),
         )
     except (
         ModelConfigError,
@@ -79,9 +81,24 @@ def load_settings(options: ServerOptions) -> Settings:
         monitoring.MonitoringConfigError,
         ChannelArgumentsError,
         OSError,
+        UnicodeDecodeError,
         text_format.ParseError,
     ) as exc:
         raise StartupError(str(exc)) from exc
+
+
+def read_auth_token(path: str) -> str | None:
+    """The bearer token in ``path`` (surrounding whitespace removed); None without a path."""
+    if not path:
+        return None
+    with open(path, encoding="utf-8") as handle:
+        token = handle.read().strip()
+    if not token or any(c.isspace() or not c.isprintable() for c in token):
+        raise StartupError(
+            f"--auth_token_file: {path} must hold one token of printable, non-space "
+            "characters (e.g. the output of `openssl rand -hex 32`)"
+        )
+    return token
 
 
 def parse_channel_arguments(text: str) -> tuple[tuple[str, str | int], ...]:

@@ -8,6 +8,7 @@ it never forgets a version: unloaded or failed versions stay listed as END.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -48,6 +49,7 @@ class ServableStateMonitor:
             state=event.state,
             error_code=error.code if error else Code.OK,
             error_message=error.message if error else "",
+            since=time.time(),
         )
         with self._cond:
             self._states.setdefault(event.id.name, {})[event.id.version] = status

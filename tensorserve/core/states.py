@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from tensorserve.errors import Code
 
@@ -21,9 +21,14 @@ class ManagerState(enum.IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class VersionStatus:
-    """The last known state of one version, with the error that ended it, if any."""
+    """The last known state of one version, with the error that ended it, if any.
+
+    ``since`` is the wall-clock time (``time.time()``) the state was entered; it takes
+    no part in equality.
+    """
 
     version: int
     state: ManagerState
     error_code: Code = Code.OK
     error_message: str = ""
+    since: float = field(default=0.0, compare=False)

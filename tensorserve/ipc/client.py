@@ -234,6 +234,9 @@ class RemoteService:
     async def scrape(self) -> bytes:
         return await self._call("scrape")  # type: ignore[no-any-return]
 
+    async def overview(self) -> dict[str, Any]:
+        return await self._call("overview")  # type: ignore[no-any-return]
+
     def on_readiness(self, listener: ReadinessListener) -> None:
         self._listeners.append(listener)
         listener(self._ready)

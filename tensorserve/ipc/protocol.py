@@ -29,6 +29,7 @@ GENERIC: Final = frozenset(
         "model_ready",
         "reload_config",
         "scrape",
+        "overview",
     }
 )
 READINESS: Final = "readiness"  # EVENT meta: (READINESS, ready)

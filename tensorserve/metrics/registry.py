@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
@@ -507,6 +508,39 @@ class Metrics:
 
     # -- exposition ----------------------------------------------------------------------------
 
+    def summary(self) -> dict[str, Any]:
+        """Cumulative per-model request counters and latency buckets, JSON-able.
+
+        For dashboards that compute rates and percentiles from the change between two
+        summaries (no history is kept here). Latency counts use
+        ``latency_bounds_us`` (the last bucket is unbounded) and sum every API and
+        entrypoint; batch sizes are server-wide, as TF Serving's batching metrics are.
+        """
+        with self.lock:
+            models: dict[str, dict[str, Any]] = {}
+            for (model, status), count in self.request_count.points.items():
+                entry = _summary_entry(models, model, self.request_latency.bounds)
+                entry["requests"][status] = entry["requests"].get(status, 0) + count
+            for (model, _api, _entrypoint), hist in self.request_latency.points.items():
+                entry = _summary_entry(models, model, self.request_latency.bounds)
+                entry["latency_counts"] = [
+                    a + b for a, b in zip(entry["latency_counts"], hist.counts, strict=True)
+                ]
+                entry["latency_sum_us"] += hist.total
+            for (model,), value in self.in_flight.points.items():
+                _summary_entry(models, model, self.request_latency.bounds)["in_flight"] = value
+            for (model, _signature), depth in self.batch_queue_depth.points.items():
+                entry = _summary_entry(models, model, self.request_latency.bounds)
+                entry["batch_queue_depth"] += depth
+            batches = self.processed_batch_size.points.get(())
+            return {
+                "time": time.time(),
+                "latency_bounds_us": list(self.request_latency.bounds),
+                "batch_size_bounds": list(self.processed_batch_size.bounds),
+                "processed_batch_sizes": list(batches.counts) if batches else [],
+                "models": models,
+            }
+
     def snapshot(self, families: Iterable[_Family]) -> list[_Family]:
         """Consistent copies of the families, taken under the lock."""
         with self.lock:
@@ -516,3 +550,18 @@ class Metrics:
         """The whole page: TF Serving's block, then this registry's (tensorserve, process)."""
         tf_block = render_tf_block(self.snapshot(self.tf_families)).encode()
         return tf_block + generate_latest(self.registry)
+
+
+def _summary_entry(
+    models: dict[str, dict[str, Any]], model: str, bounds: Sequence[float]
+) -> dict[str, Any]:
+    entry = models.get(model)
+    if entry is None:
+        entry = models[model] = {
+            "requests": {},
+            "latency_counts": [0] * (len(bounds) + 1),
+            "latency_sum_us": 0.0,
+            "in_flight": 0,
+            "batch_queue_depth": 0,
+        }
+    return entry

@@ -85,6 +85,7 @@ class Frontend:
                 tensor_content_outputs=opts.enable_serialization_as_tensor_content,
                 reuse_port=self._placement.reuse_port,
                 announce=self._placement.announce,
+                auth_token=self._settings.auth_token,
             ),
             PredictionServicer(self._service, opts.enable_serialization_as_tensor_content),
             ModelServicer(self._service),
@@ -100,6 +101,8 @@ class Frontend:
                 enable_cors=opts.rest_api_enable_cors_support,
                 max_body_bytes=opts.rest_api_max_body_bytes,
                 metrics_path=metrics.path if metrics.enabled else None,
+                dashboard=opts.enable_dashboard,
+                auth_token=self._settings.auth_token,
             ),
             access_log=logs.access_log if opts.access_log else None,
         )

@@ -229,3 +229,13 @@ class _QuietLoader(importlib.abc.Loader):
             if module.__spec__ is not None:
                 module.__spec__.loader = self._real
             module.__loader__ = self._real
+
+
+def tensorflow_version() -> str:
+    """The installed TensorFlow's version, from its package metadata (no import)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("tensorflow")
+    except PackageNotFoundError:
+        return "unknown"

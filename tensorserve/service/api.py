@@ -176,6 +176,13 @@ class ServiceAPI(Protocol):
         """The Prometheus page (TF Serving's exposition) of the whole server."""
         ...
 
+    async def overview(self) -> dict[str, Any]:
+        """What an operator's page shows, as JSON-able data: ``server`` (version, start,
+        flags, configuration, workers), ``models`` (configuration and every version's
+        state, error and time) and ``metrics`` (cumulative counters, see
+        ``Metrics.summary``)."""
+        ...
+
     def on_readiness(self, listener: ReadinessListener) -> None:
         """Call ``listener(ready)`` on the caller's event loop whenever readiness may change."""
         ...

@@ -28,9 +28,11 @@ from tensorflow_serving.apis import (
     prediction_log_pb2,
 )
 
+from tensorserve.config.models import ModelConfig
 from tensorserve.core.handle import ServableHandle
 from tensorserve.core.ids import ServableRequest
 from tensorserve.core.server_core import ServerCore
+from tensorserve.core.states import VersionStatus
 from tensorserve.errors import (
     Code,
     Internal,
@@ -102,6 +104,7 @@ class Service:
         inline_budget_us: float = 250.0,
         reload: Callable[[Any], Awaitable[None]] | None = None,
         scrape: Callable[[], bytes] | None = None,
+        describe: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.core = core
         self._executor = executor
@@ -110,6 +113,7 @@ class Service:
         self._request_log = request_log
         self._reload = reload
         self._scrape = scrape
+        self._describe = describe
         self._closed = False
 
     def close(self) -> None:
@@ -344,6 +348,16 @@ class Service:
             raise NotFound("Prometheus metrics are not enabled (--monitoring_config_file)")
         return self._scrape()
 
+    async def overview(self) -> dict[str, Any]:
+        """The operator's view: the assembly's ``describe()`` plus every model's state."""
+        view = dict(self._describe()) if self._describe is not None else {}
+        configs = self.core.configs
+        view["models"] = [
+            model_overview(configs[name], self.core.monitor.versions(name))
+            for name in sorted(configs)
+        ]
+        return view
+
     def on_readiness(self, listener: ReadinessListener) -> None:
         """``listener(ready)`` on this event loop after every servable state change."""
         loop = asyncio.get_running_loop()
@@ -462,3 +476,36 @@ def _multi_inference_model(request: inference_pb2.MultiInferenceRequest) -> Serv
                 "All ModelSpecs in a MultiInferenceRequest must access the same model name."
             )
     return request_from_spec(first)
+
+
+def model_overview(config: ModelConfig, versions: Sequence[VersionStatus]) -> dict[str, Any]:
+    """One model's configuration and version states as JSON-able data (highest first)."""
+    policy = config.policy
+    failed = [v for v in versions if v.error_message]
+    last = max(failed, key=lambda v: v.since) if failed else None
+    return {
+        "name": config.name,
+        "base_path": config.base_path,
+        "platform": config.platform,
+        "policy": {
+            "kind": policy.kind,
+            "num_versions": policy.num_versions,
+            "versions": list(policy.versions),
+        },
+        "labels": dict(config.labels),
+        "versions": [
+            {
+                "version": v.version,
+                "state": v.state.name,
+                "since": v.since,
+                "error_code": v.error_code.name,
+                "error_message": v.error_message,
+            }
+            for v in versions
+        ],
+        "last_error": (
+            None
+            if last is None
+            else {"version": last.version, "message": last.error_message, "time": last.since}
+        ),
+    }

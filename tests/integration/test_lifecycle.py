@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from tests.harness import Server, model_config, start_server
+from tests.harness import Server, copy_version, model_config, start_server
 
 T = TypeVar("T")
 X = [1.0, 2.0, 5.0]
@@ -49,16 +49,6 @@ def wait_for(check: Callable[[], T], what: str, timeout: float = 30.0) -> T:
             return last
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-def copy_version(source: Path, base: Path, version: int) -> Path:
-    """Copy a version folder the safe way: into a hidden name, then rename into place."""
-    base.mkdir(parents=True, exist_ok=True)
-    staging = base / f".staging-{version}"
-    shutil.copytree(source, staging)
-    target = base / str(version)
-    os.rename(staging, target)
-    return target
 
 
 def copy_version_slowly(source: Path, base: Path, version: int, pause_s: float) -> None:

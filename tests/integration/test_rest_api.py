@@ -501,10 +501,12 @@ def test_model_ready(http: httpx.Client, url: str) -> None:
     assert ok_json(http.get(url)) == {"name": url.split("/")[3], "ready": True}
 
 
-def test_model_version_not_loaded_is_not_ready(http: httpx.Client) -> None:
+def test_a_version_the_server_never_saw_is_404_not_5xx(http: httpx.Client) -> None:
+    """A version never seen is a client error (404); 503 stays for versions the server
+    knows that are not AVAILABLE (test_dashboard checks an unloaded one)."""
     response = http.get("/v2/models/half_plus_two/versions/3/ready")
-    assert response.status_code == 503
-    assert response.json() == {"name": "half_plus_two", "ready": False}
+    assert response.status_code == 404
+    assert response.json() == {"error": "Could not find version 3 of model half_plus_two"}
 
 
 def test_unknown_model_ready_is_404(http: httpx.Client) -> None:

@@ -8,7 +8,6 @@ that must hold "from every worker" opens many fresh connections.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -32,6 +31,7 @@ from tests.harness import (
     ENV,
     ROOT,
     Server,
+    copy_version,
     exiting_server_command,
     model_config,
     run_server_expecting_exit,
@@ -117,12 +117,6 @@ def versions_available(server: Server, model: str) -> tuple[int, ...]:
             if v["state"] == "AVAILABLE"
         )
     )
-
-
-def copy_version(source: Path, base: Path, version: int) -> None:
-    staging = base / f".staging-{version}"
-    shutil.copytree(source, staging)
-    os.rename(staging, base / str(version))
 
 
 # ---- fixtures -----------------------------------------------------------------------------

@@ -7,7 +7,9 @@ Every unary RPC of the server passes through :class:`ServingInterceptor`:
   ``UNKNOWN: Unexpected <class DecodeError>``);
 * a ``ServingError`` becomes its canonical code with TF Serving's message cap
   (``status.py``); any other exception is logged and answered ``INTERNAL``;
-* one access-log line per call, with the code actually returned.
+* one access-log line per call, with the code actually returned;
+* with a token (``--auth_token_file``), calls without ``authorization: Bearer <token>``
+  metadata are ``UNAUTHENTICATED`` (``grpc.health.v1`` stays open, for probes).
 
 Wrapped handlers are built once per method and cached.
 """
@@ -24,18 +26,21 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from tensorserve import logs
-from tensorserve.errors import Code, Internal, InvalidArgument, ServingError
+from tensorserve.errors import Code, Internal, InvalidArgument, ServingError, Unauthenticated
+from tensorserve.protocols import auth
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
 
 log = logging.getLogger(__name__)
+_OPEN_SERVICE = "/grpc.health.v1.Health/"
 Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 
 
 class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Parse, map errors and log every unary-unary call of the wrapped services."""
 
-    def __init__(self, entrypoint: str = "GRPC") -> None:
+    def __init__(self, entrypoint: str = "GRPC", auth_token: str | None = None) -> None:
         self._entrypoint = entrypoint
+        self._auth_token = auth_token
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(
@@ -58,12 +63,15 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         parse: Callable[[bytes], Any] = handler.request_deserializer
         message_type = _message_type(parse)
         rpc = method.rsplit("/", 1)[-1]
+        token = None if method.startswith(_OPEN_SERVICE) else self._auth_token
 
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
             code = Code.OK
             model = ""
             try:
+                if token is not None:
+                    _authenticate(context, token, method)
                 request = _parse(parse, raw, message_type)
                 model = _model_name(request)
                 return await behavior(request, context)
@@ -95,6 +103,15 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+
+def _authenticate(context: grpc.aio.ServicerContext, token: str, method: str) -> None:
+    presented = None
+    for key, value in context.invocation_metadata() or ():
+        if key == "authorization" and isinstance(value, str):
+            presented = auth.bearer(value)
+    if not auth.matches(presented, token):
+        raise Unauthenticated(auth.missing_message(method))
 
 
 def _parse(parse: Callable[[bytes], Any], raw: bytes, message_type: str) -> Any:

@@ -30,6 +30,7 @@ class GrpcOptions:
     tensor_content_outputs: bool = False
     reuse_port: bool = False  # several worker processes share the port (SO_REUSEPORT)
     announce: bool = True  # log the "Running gRPC ModelServer at" line (one worker does)
+    auth_token: str | None = None  # every call but grpc.health.v1 needs it (metadata)
 
 
 def credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -62,7 +63,7 @@ class GrpcServer:
         self._server = grpc.aio.server(
             options=channel_options,
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,
-            interceptors=[ServingInterceptor()],
+            interceptors=[ServingInterceptor(auth_token=options.auth_token)],
         )
         prediction_service_pb2_grpc_add(self._server, prediction, models)
         self.health: health.aio.HealthServicer | None = None

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 import orjson
 from google.protobuf import json_format
@@ -25,7 +27,8 @@ from google.protobuf import json_format
 from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable
 from tensorserve.metrics.endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from tensorserve.protocols.rest import json_decode, json_encode, json_examples
+from tensorserve.protocols import auth
+from tensorserve.protocols.rest import dashboard, json_decode, json_encode, json_examples, openapi
 from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
 from tensorserve.protocols.rest.status import http_status
 from tensorserve.servable import SignatureSpec
@@ -45,6 +48,9 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
+Reply = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]  # status, body, type, headers
+_OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes need no token
+_NO_STORE = [(b"cache-control", b"no-store")]
 _OFFLOAD_BYTES = 1 << 20  # bodies above 1 MiB are parsed on a worker thread
 _CORS = [
     (b"access-control-allow-origin", b"*"),
@@ -61,15 +67,21 @@ class RestOptions:
     enable_cors: bool = False
     max_body_bytes: int = 256 << 20
     metrics_path: str | None = None
+    dashboard: bool = True
+    auth_token: str | None = None
+
+
+Headers = list[tuple[bytes, bytes]]
 
 
 class HttpError(Exception):
-    """An HTTP-level failure that has no canonical code (e.g. 413)."""
+    """An HTTP-level failure that has no canonical code (e.g. 413), with extra headers."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Headers | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
 
 
 class RestApp:
@@ -85,6 +97,7 @@ class RestApp:
         self._options = options
         self._access_log = access_log
         self._extra_headers = _CORS if options.enable_cors else []
+        self._openapi_body: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -110,7 +123,10 @@ class RestApp:
     ) -> tuple[int, ModelRoute | None]:
         method, path = scope["method"], scope["path"]
         route: ModelRoute | None = None
+        headers: Headers = []
         try:
+            if method != "OPTIONS" and self._options.auth_token is not None and _guarded(path):
+                self._authenticate(scope, path)
             if method == "OPTIONS":  # CORS preflight, before routing (as http_server.cc)
                 status, payload = _preflight(scope)
             elif path[:4].lower() == "/v1/":
@@ -118,27 +134,30 @@ class RestApp:
                 body = await self._body(scope, receive) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
             else:
-                status, payload, ctype = await self._other(method, path)
-                await self._send(send, status, payload, ctype)
+                status, payload, ctype, headers = await self._other(scope, method, path)
+                await self._send(send, status, payload, ctype, headers)
                 return status, None
         except ServingError as exc:
             status, payload = http_status(exc.code), json_encode.encode_error(exc.message)
         except HttpError as exc:
             status, payload = exc.status, json_encode.encode_error(exc.message)
+            headers = exc.headers
         except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
             message = f"Internal error: {type(exc).__name__}: {exc}"
             status, payload = http_status(Code.INTERNAL), json_encode.encode_error(message)
-        await self._send(send, status, payload, JSON)
+        await self._send(send, status, payload, JSON, headers)
         return status, route
 
-    async def _send(self, send: Send, status: int, body: bytes, ctype: bytes) -> None:
+    async def _send(
+        self, send: Send, status: int, body: bytes, ctype: bytes, extra: Headers | None = None
+    ) -> None:
         headers = [(b"content-type", ctype), (b"content-length", str(len(body)).encode())]
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": headers + self._extra_headers,
+                "headers": headers + self._extra_headers + (extra or []),
             }
         )
         await send({"type": "http.response.body", "body": body})
@@ -253,27 +272,94 @@ class RestApp:
             body = _gunzip(body, limit)
         return body
 
-    # ---- everything else ------------------------------------------------------------------
-    async def _other(self, method: str, path: str) -> tuple[int, bytes, bytes]:
-        metrics_path = self._options.metrics_path
-        if metrics_path is not None and path == metrics_path and method == "GET":
-            return 200, await self._service.scrape(), METRICS_CONTENT_TYPE.encode()
-        if path == "/v2/health/live" and method == "GET":
-            return 200, b'{"live":true}', JSON
-        if path == "/v2/health/ready" and method == "GET":
-            ready = await self._service.ready()
-            return (200 if ready else 503), orjson.dumps({"ready": ready}), JSON
-        target = parse_v2_ready(path) if method == "GET" else None
-        if target is not None:
-            return await self._model_ready(*target)
-        return 404, json_encode.encode_error(f"Not found: {method} {path}"), JSON
+    # ---- authentication -------------------------------------------------------------------
+    def _authenticate(self, scope: Scope, path: str) -> None:
+        """HttpError 401 unless the bearer header, the dashboard cookie or (on the page's
+        own URL) a ``token`` query parameter carries the token."""
+        token = self._options.auth_token
+        assert token is not None
+        headers = _headers(scope)
+        presented = [
+            auth.bearer(headers.get(b"authorization", b"").decode("latin-1")),
+            auth.cookie_token(headers.get(b"cookie", b"").decode("latin-1")),
+        ]
+        if path == dashboard.PREFIX:
+            presented.append(_query_token(scope))
+        if not any(auth.matches(p, token) for p in presented):
+            raise HttpError(
+                401,
+                auth.missing_message(path),
+                [(b"www-authenticate", b'Bearer realm="tensorserve"')],
+            )
 
-    async def _model_ready(self, name: str, version: int | None) -> tuple[int, bytes, bytes]:
+    # ---- everything else ------------------------------------------------------------------
+    async def _other(self, scope: Scope, method: str, path: str) -> Reply:
+        metrics_path = self._options.metrics_path
+        if method == "GET":
+            if metrics_path is not None and path == metrics_path:
+                return 200, await self._service.scrape(), METRICS_CONTENT_TYPE.encode(), []
+            if path == "/v2/health/live":
+                return 200, b'{"live":true}', JSON, []
+            if path == "/v2/health/ready":
+                ready = await self._service.ready()
+                return (200 if ready else 503), orjson.dumps({"ready": ready}), JSON, []
+            target = parse_v2_ready(path)
+            if target is not None:
+                return await self._model_ready(*target)
+            if path == "/openapi.json":
+                return 200, self._openapi(), JSON, []
+            if self._options.dashboard and path.startswith("/dashboard"):
+                return await self._dashboard(scope, path)
+        return 404, json_encode.encode_error(f"Not found: {method} {path}"), JSON, []
+
+    async def _model_ready(self, name: str, version: int | None) -> Reply:
         ready = await self._service.model_ready(name, version)
         if ready is None:
-            return 404, json_encode.encode_error(f"Model {name} is not configured"), JSON
+            return 404, json_encode.encode_error(f"Model {name} is not configured"), JSON, []
+        if not ready and version is not None:  # NotFound (404) for a version never seen
+            await self._service.model_status(ServableRequest(name, version))
         body = orjson.dumps({"name": name, "ready": ready})
-        return (200 if ready else 503), body, JSON
+        return (200 if ready else 503), body, JSON, []
+
+    def _openapi(self) -> bytes:
+        if self._openapi_body is None:
+            doc = openapi.document(self._options.metrics_path, self._options.dashboard)
+            self._openapi_body = orjson.dumps(doc)
+        return self._openapi_body
+
+    async def _dashboard(self, scope: Scope, path: str) -> Reply:
+        if path == "/dashboard":
+            return 308, b"", b"text/plain", [(b"location", dashboard.PREFIX.encode())]
+        if path == dashboard.OVERVIEW:
+            view = await self._service.overview()
+            view["rest"] = {
+                "pid": os.getpid(),
+                "metrics_path": self._options.metrics_path,
+                "auth": self._options.auth_token is not None,
+            }
+            return 200, orjson.dumps(view, option=orjson.OPT_NON_STR_KEYS), JSON, _NO_STORE
+        token = self._options.auth_token
+        if path == dashboard.PREFIX and token is not None and _query_token(scope) is not None:
+            # authenticated with the token in the URL: keep it in a cookie for the page's
+            # API calls, and take it out of the address bar
+            cookie = f"{auth.COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict".encode()
+            headers = [(b"location", dashboard.PREFIX.encode()), (b"set-cookie", cookie)]
+            return 303, b"", b"text/plain", headers
+        found = dashboard.asset(path)
+        if found is None:
+            return 404, json_encode.encode_error(f"Not found: GET {path}"), JSON, []
+        body, ctype = found
+        return 200, body, ctype, _NO_STORE
+
+
+def _guarded(path: str) -> bool:
+    """Everything but the health checks (server and model readiness) needs the token."""
+    return path not in _OPEN_PATHS and parse_v2_ready(path) is None
+
+
+def _query_token(scope: Scope) -> str | None:
+    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
+    return values[0] if values else None
 
 
 def _large(outputs: Mapping[str, Any]) -> bool:
