@@ -29,14 +29,12 @@ X = [1.0, 2.0, 5.0]
 
 def _chromium() -> str:
     """Debian's chromium, installed here when absent (root and apt available)."""
-    if not os.path.exists(CHROMIUM) and shutil.which("apt-get") and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "--no-install-recommends", "chromium"],
-            capture_output=True,
-            check=False,
-            timeout=900,
-            env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"),
-        )
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    for step in (install, ["apt-get", "update"], install):  # update only when needed
+        if os.path.exists(CHROMIUM) or not shutil.which("apt-get") or os.geteuid() != 0:
+            break
+        subprocess.run(step, capture_output=True, check=False, timeout=900, env=apt_env)
     if not os.path.exists(CHROMIUM):
         pytest.skip("chromium is not installed and apt-get (as root) could not install it")
     return CHROMIUM
