@@ -33,8 +33,3 @@ def asset(path: str) -> tuple[bytes, bytes] | None:
 @cache
 def _read(name: str) -> bytes:
     return (resources.files("tensorserve.protocols.rest") / "static" / name).read_bytes()
-
-
-def total_bytes() -> int:
-    """The size of every file the page loads (for the docs and the closing note)."""
-    return sum(len(_read(name)) for name in {name for name, _ in _FILES.values()})
