@@ -20,14 +20,18 @@ class Channel(asyncio.BufferedProtocol):
         self,
         on_frame: wire.FrameHandler,
         on_lost: Callable[[Channel], None] = lambda _channel: None,
+        on_open: Callable[[Channel], None] = lambda _channel: None,
     ) -> None:
+        """``on_open`` runs once the transport exists: frames sent before that are dropped."""
         self._reader = wire.FrameReader(on_frame)
         self._on_lost = on_lost
+        self._on_open = on_open
         self.transport: asyncio.Transport | None = None
         self._out: list[wire.Piece] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._on_open(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
         return self._reader.get_buffer(sizehint)

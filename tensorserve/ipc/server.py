@@ -50,11 +50,14 @@ class ServiceHost:
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
-        channel = Channel(on_frame, self._channels.discard)
+        channel = Channel(on_frame, self._channels.discard, self._opened)
+        return channel
+
+    def _opened(self, channel: Channel) -> None:
+        """A worker connected: it learns the current readiness first (and every change)."""
         self._channels.add(channel)
         if self._ready is not None:
             channel.send(0, wire.EVENT, (protocol.READINESS, self._ready))
-        return channel
 
     async def _handle(self, channel: Channel, rid: int, meta: Any, body: Any, offset: int) -> None:
         try:

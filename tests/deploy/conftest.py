@@ -43,6 +43,7 @@ def podman_ok() -> None:
     problem = _podman_problem()
     if problem:
         pytest.skip(problem)
+    support.renumber_locks()
 
 
 @pytest.fixture(scope="session")

@@ -44,6 +44,29 @@ def podman(
     return proc
 
 
+def renumber_locks() -> None:
+    """Re-derive podman's lock allocation from its database when nothing is running.
+
+    The shared-memory lock table (``/dev/shm/libpod_lock``) can be lost while the database
+    under /var/lib/containers survives (a sandbox restored from a snapshot, /dev/shm
+    cleared): new objects are then handed lock numbers that existing volumes still hold,
+    and ``podman kube play`` deadlocks on itself. ``podman system renumber`` repairs that.
+    """
+    running = podman("ps", "--quiet", check=False, timeout=60)
+    if running.returncode == 0 and not running.stdout.strip():
+        podman("system", "renumber", check=False, timeout=120)
+
+
+def remove_leftovers(prefix: str) -> None:
+    """Remove containers, including storage-only ones an interrupted run left, named ``prefix*``."""
+    listed = podman("ps", "--all", "--external", "--format", "json", check=False, timeout=60)
+    for c in json.loads(listed.stdout or "[]") if listed.returncode == 0 else []:
+        names = c.get("Names") or []
+        if any(n.startswith(prefix) for n in names):
+            podman("rm", "--force", c["Id"], check=False, timeout=60)
+            podman("rm", "--storage", c["Id"], check=False, timeout=60)
+
+
 def record(key: str, value: object) -> None:
     """Adds a measurement (image size, start-to-ready) to build/deploy/measurements.json."""
     BUILD.mkdir(parents=True, exist_ok=True)

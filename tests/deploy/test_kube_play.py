@@ -59,7 +59,9 @@ def played(image: str, model_versions: Path, tmp_path: Path) -> Iterator[dict[st
     tar_path = tmp_path / "models.tar"
     with tarfile.open(tar_path, "w") as tar:
         tar.add(model_versions / "1", arcname="half_plus_two/1")
-    support.podman("volume", "rm", "--force", claim, check=False)
+    config_volume = next(d for d in yaml.safe_load_all(proc.stdout) if d["kind"] == "ConfigMap")
+    volumes = (claim, config_volume["metadata"]["name"])
+    _clean(manifest, volumes)
     support.podman("volume", "create", claim)
     support.podman("volume", "import", claim, str(tar_path))
     try:
@@ -73,8 +75,15 @@ def played(image: str, model_versions: Path, tmp_path: Path) -> Iterator[dict[st
             "docs": [d for d in yaml.safe_load_all(proc.stdout) if d],
         }
     finally:
-        support.podman("kube", "down", str(manifest), check=False, timeout=120)
-        support.podman("volume", "rm", "--force", claim, check=False)
+        _clean(manifest, volumes)
+
+
+def _clean(manifest: Path, volumes: tuple[str, ...]) -> None:
+    """What a play leaves, even an interrupted one: the pod, its containers, its volumes."""
+    support.podman("kube", "down", str(manifest), check=False, timeout=120)
+    support.remove_leftovers(f"{RELEASE}-")
+    for volume in volumes:
+        support.podman("volume", "rm", "--force", volume, check=False)
 
 
 def _container(pod_name: str) -> dict[str, Any]:
