@@ -38,6 +38,7 @@ from tensorserve.runtime import saved_model, tf_env
 from tensorserve.runtime.filesystem import filesystem_for
 from tensorserve.runtime.loader import SavedModelLoader
 from tensorserve.servable import Servable
+from tensorserve.service.repository import ModelRepository, RepositoryOptions
 from tensorserve.service.request_logging import RequestLogging
 from tensorserve.service.service import Service
 from tensorserve.service.warmup import Warmup
@@ -84,6 +85,18 @@ class ModelLifecycle:
         )
         self.core.attach_source(self.source)
         self.request_logging = RequestLogging(self.metrics)
+        self.repository = ModelRepository(
+            RepositoryOptions(
+                enabled=options.enable_model_management,
+                root=options.model_repository,
+                allow_base_path=options.allow_load_base_path,
+                config_file_polled=bool(options.model_config_file)
+                and options.model_config_file_poll_wait_seconds > 0,
+            ),
+            lambda: self.core.configs,
+            self.monitor.versions,
+            lambda configs: self.apply_config(configs, None),
+        )
         self.service = Service(
             self.core,
             self._compute,
@@ -93,6 +106,8 @@ class ModelLifecycle:
             reload=self.reload,
             scrape=self.metrics.render if settings.metrics.enabled else None,
             describe=self.describe,
+            statistics=self.metrics.statistics.report,
+            repository=self.repository,
         )
         self.warmup = Warmup(
             options.enable_model_warmup,

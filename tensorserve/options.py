@@ -109,6 +109,24 @@ class ServerOptions:
         "(health checks stay open); empty: no authentication",
         extra=True,
     )
+    enable_model_management: bool = _opt(
+        False,
+        "Accept the Open Inference Protocol's repository load/unload calls (REST "
+        "/v2/repository/models/{name}/load|unload and the gRPC RPCs); changes are in memory",
+        extra=True,
+    )
+    model_repository: str = _opt(
+        "",
+        "Folder whose subfolders (TF Serving layout: <name>/<version>/) repository load "
+        "calls take models from",
+        extra=True,
+    )
+    allow_load_base_path: bool = _opt(
+        False,
+        "Let a repository load call name any base_path in its parameters (not only "
+        "--model_repository subfolders)",
+        extra=True,
+    )
     shutdown_grace_seconds: float = _opt(
         30.0, "On SIGTERM, how long in-flight requests may take to finish", extra=True
     )

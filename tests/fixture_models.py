@@ -85,6 +85,20 @@ def all_types_model(path: str) -> None:
     tf.saved_model.save(module, path, signatures={"serving_default": serve})
 
 
+def halves_model(path: str) -> None:
+    """Echoes float16 and bfloat16 (the datatypes OIP carries only as raw bytes on gRPC)."""
+    specs = [tf.TensorSpec([None], tf.float16, name="f16"),
+             tf.TensorSpec([None], tf.bfloat16, name="bf16")]  # fmt: skip
+
+    @tf.function(input_signature=specs)
+    def serve(f16: tf.Tensor, bf16: tf.Tensor) -> dict[str, tf.Tensor]:
+        return {"f16": tf.identity(f16), "bf16": tf.identity(bf16)}
+
+    module = tf.Module()
+    module.serve = serve
+    tf.saved_model.save(module, path, signatures={"serving_default": serve})
+
+
 def build(out: str) -> None:
     demo_models.export_half_plus_two(os.path.join(out, "half_plus_two"), 1, 0.5, 2.0)
     demo_models.export_half_plus_two(os.path.join(out, "half_plus_two"), 2, 0.5, 3.0)
@@ -92,6 +106,7 @@ def build(out: str) -> None:
     strings_model(os.path.join(out, "strings", "1"))
     multi_model(os.path.join(out, "multi", "1"))
     all_types_model(os.path.join(out, "all_types", "1"))
+    halves_model(os.path.join(out, "halves", "1"))
     broken = os.path.join(out, "broken", "1")
     os.makedirs(broken, exist_ok=True)
     with open(os.path.join(broken, "saved_model.pb"), "wb") as fh:

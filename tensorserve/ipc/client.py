@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from tensorflow_serving.apis import (
@@ -236,6 +236,18 @@ class RemoteService:
 
     async def overview(self) -> dict[str, Any]:
         return await self._call("overview")  # type: ignore[no-any-return]
+
+    async def statistics(self, name: str, version: int | None) -> list[dict[str, Any]]:
+        return await self._call("statistics", name, version)  # type: ignore[no-any-return]
+
+    async def repository_index(self) -> list[dict[str, Any]]:
+        return await self._call("repository_index")  # type: ignore[no-any-return]
+
+    async def repository_load(self, name: str, parameters: Mapping[str, Any]) -> None:
+        await self._call("repository_load", name, dict(parameters), timeout_s=None)
+
+    async def repository_unload(self, name: str, parameters: Mapping[str, Any]) -> None:
+        await self._call("repository_unload", name, dict(parameters), timeout_s=None)
 
     def on_readiness(self, listener: ReadinessListener) -> None:
         self._listeners.append(listener)

@@ -30,6 +30,10 @@ GENERIC: Final = frozenset(
         "reload_config",
         "scrape",
         "overview",
+        "statistics",
+        "repository_index",
+        "repository_load",
+        "repository_unload",
     }
 )
 READINESS: Final = "readiness"  # EVENT meta: (READINESS, ready)

@@ -62,9 +62,24 @@ def pack_arrays(arrays: Mapping[str, np.ndarray]) -> tuple[list[ArrayDesc], list
             continue
         if not value.flags.c_contiguous:
             value = np.ascontiguousarray(value)
-        descs.append((name, value.dtype.str, value.shape, None))
+        descs.append((name, _dtype_tag(value.dtype), value.shape, None))
         buffers.append(value.reshape(-1).view(np.uint8).data)
     return descs, buffers
+
+
+def _dtype_tag(dtype: np.dtype[Any]) -> str:
+    """``dtype.str``, except for ml_dtypes' types (bfloat16), whose ``str`` is a bare
+    ``<V2`` that would arrive as raw void: they travel by name."""
+    return dtype.name if dtype.kind == "V" else dtype.str
+
+
+def _dtype_of(tag: str) -> np.dtype[Any]:
+    if tag[0] in "<>|=":
+        return np.dtype(tag)
+    import ml_dtypes
+
+    found: np.dtype[Any] = np.dtype(getattr(ml_dtypes, tag))
+    return found
 
 
 def unpack_arrays(descs: list[ArrayDesc], body: Any, offset: int) -> dict[str, np.ndarray]:
@@ -76,7 +91,7 @@ def unpack_arrays(descs: list[ArrayDesc], body: Any, offset: int) -> dict[str, n
             arr[:] = strings
             out[name] = arr.reshape(shape)
             continue
-        dtype = np.dtype(dtype_str)
+        dtype = _dtype_of(dtype_str)
         count = math.prod(shape)
         out[name] = np.frombuffer(body, dtype, count, offset).reshape(shape)
         offset = _aligned(offset + count * dtype.itemsize)

@@ -42,6 +42,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from tensorserve.errors import Code
+from tensorserve.metrics.statistics import InferenceStatistics
 
 LabelValues = tuple[str, ...]
 
@@ -324,6 +325,7 @@ class Metrics:
 
     def __init__(self, *, process_metrics: bool = True) -> None:
         self.lock = threading.Lock()
+        self.statistics = InferenceStatistics()
         self._code_names = {code: code.name for code in Code}
         self._build_tf_families()
         self._build_serve_families()
@@ -420,12 +422,17 @@ class Metrics:
         latency_us: float,
         version: int | None = None,
         signature: str = "",
+        items: int = 0,
     ) -> None:
         """Count one finished request by status; record its latency only when ``code`` is OK.
 
         ``api``: ``Predict``/``Classify``/``Regress``/``MultiInference``/``GetModelMetadata``
-        on gRPC, the lowercase verb on REST; ``entrypoint``: ``GRPC`` or ``REST``.
+        on gRPC, the lowercase verb on REST (OIP: ``ModelInfer``/``infer``); ``entrypoint``:
+        ``GRPC`` or ``REST``. ``items`` > 0 marks an inference of that many samples, which
+        the per-version :attr:`statistics` count too.
         """
+        if items:
+            self.statistics.record_request(model, version, code is Code.OK, latency_us, items)
         count_key = (model, self._code_names[code])
         if code is not Code.OK:
             with self.lock:
@@ -438,8 +445,17 @@ class Metrics:
             self.request_latency.observe((model, api, entrypoint), latency_us)
             self.serve_latency.observe((model, ver, signature, api, entrypoint), latency_us / 1e6)
 
-    def record_runtime(self, model: str, api: str, latency_us: float, runtime: str = "TF1") -> None:
+    def record_runtime(
+        self,
+        model: str,
+        api: str,
+        latency_us: float,
+        runtime: str = "TF1",
+        version: int | None = None,
+    ) -> None:
         """Wall time spent inside the TensorFlow runtime for one request."""
+        if version is not None:
+            self.statistics.record_compute(model, version, latency_us)
         with self.lock:
             self.runtime_latency.observe((model, api, runtime), max(latency_us, 0.0))
 

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from tensorserve import logs
 from tensorserve.config.settings import Settings
 from tensorserve.options import ServerOptions
+from tensorserve.protocols.grpc.oip import OipServicer
 from tensorserve.protocols.grpc.server import GrpcOptions, GrpcServer
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
+from tensorserve.protocols.oip import infer
 from tensorserve.protocols.rest.app import RestApp, RestOptions
 from tensorserve.protocols.rest.server import RestServer, RestServerOptions
 from tensorserve.service.api import ServiceAPI
@@ -89,6 +91,7 @@ class Frontend:
             ),
             PredictionServicer(self._service, opts.enable_serialization_as_tensor_content),
             ModelServicer(self._service),
+            OipServicer(self._service, infer.extensions(opts.enable_model_management)),
         )
 
     def _rest_app(self) -> RestApp:
@@ -103,6 +106,7 @@ class Frontend:
                 metrics_path=metrics.path if metrics.enabled else None,
                 dashboard=opts.enable_dashboard,
                 auth_token=self._settings.auth_token,
+                model_management=opts.enable_model_management,
             ),
             access_log=logs.access_log if opts.access_log else None,
         )

@@ -32,10 +32,34 @@ InputDtypes = tuple[tuple[str, int], ...]
 
 
 class Entrypoint(enum.Enum):
-    """Which protocol a call came in on (the ``entrypoint`` metric label)."""
+    """Which protocol a call came in on.
+
+    ``transport`` is TF Serving's ``entrypoint`` metric label (``REST`` or ``GRPC``);
+    ``predict_api`` the ``API`` label of a Predict-like call, which tells the protocols
+    apart (TF Serving's ``predict``/``Predict``, the Open Inference Protocol's
+    ``infer``/``ModelInfer``).
+    """
 
     REST = "REST"
     GRPC = "GRPC"
+    OIP_REST = "OIP_REST"
+    OIP_GRPC = "OIP_GRPC"
+
+    @property
+    def transport(self) -> str:
+        return "REST" if self in (Entrypoint.REST, Entrypoint.OIP_REST) else "GRPC"
+
+    @property
+    def predict_api(self) -> str:
+        return _PREDICT_API[self]
+
+
+_PREDICT_API = {
+    Entrypoint.REST: "predict",
+    Entrypoint.GRPC: "Predict",
+    Entrypoint.OIP_REST: "infer",
+    Entrypoint.OIP_GRPC: "ModelInfer",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +205,23 @@ class ServiceAPI(Protocol):
         flags, configuration, workers), ``models`` (configuration and every version's
         state, error and time) and ``metrics`` (cumulative counters, see
         ``Metrics.summary``)."""
+        ...
+
+    async def statistics(self, name: str, version: int | None) -> list[dict[str, Any]]:
+        """Triton's ``model_stats`` entries: every served model when ``name`` is "", else
+        ``name``'s versions (or the one asked); NotFound for an unknown model or version."""
+        ...
+
+    async def repository_index(self) -> list[dict[str, Any]]:
+        """Every model the repository knows: name, version, state, reason."""
+        ...
+
+    async def repository_load(self, name: str, parameters: Mapping[str, Any]) -> None:
+        """Serve ``name`` from the repository (or a ``base_path`` parameter); waits for it."""
+        ...
+
+    async def repository_unload(self, name: str, parameters: Mapping[str, Any]) -> None:
+        """Stop serving ``name``."""
         ...
 
     def on_readiness(self, listener: ReadinessListener) -> None:

@@ -58,6 +58,7 @@ from tensorserve.service.api import (
 from tensorserve.service.dispatch import Dispatcher
 from tensorserve.service.examples import CLASSIFY, REGRESS, ExamplesApi
 from tensorserve.service.predict import check_inputs, output_keys, select_signature
+from tensorserve.service.repository import ModelRepository
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -75,9 +76,17 @@ class RequestMetrics(Protocol):
         latency_us: float,
         version: int | None = None,
         signature: str = "",
+        items: int = 0,
     ) -> None: ...
 
-    def record_runtime(self, model: str, api: str, latency_us: float) -> None: ...
+    def record_runtime(
+        self,
+        model: str,
+        api: str,
+        latency_us: float,
+        runtime: str = "TF1",
+        version: int | None = None,
+    ) -> None: ...
 
     def record_examples(self, model: str, count: int) -> None: ...
 
@@ -105,6 +114,8 @@ class Service:
         reload: Callable[[Any], Awaitable[None]] | None = None,
         scrape: Callable[[], bytes] | None = None,
         describe: Callable[[], dict[str, Any]] | None = None,
+        statistics: Callable[[dict[str, list[int]]], list[dict[str, Any]]] | None = None,
+        repository: ModelRepository | None = None,
     ) -> None:
         self.core = core
         self._executor = executor
@@ -114,6 +125,8 @@ class Service:
         self._reload = reload
         self._scrape = scrape
         self._describe = describe
+        self._statistics = statistics
+        self._repository = repository
         self._closed = False
 
     def close(self) -> None:
@@ -125,11 +138,11 @@ class Service:
         self, call: PredictCall, entrypoint: Entrypoint, timeout_s: float | None = None
     ) -> PredictResult:
         """Run a Predict; ``SignatureChanged`` when ``call`` was typed for another signature."""
-        api = "predict" if entrypoint is Entrypoint.REST else "Predict"
+        api = entrypoint.predict_api
 
         async def body(handle: ServableHandle) -> PredictResult:
             spec = select_signature(
-                handle.servable, call.signature_name, entrypoint is Entrypoint.REST
+                handle.servable, call.signature_name, entrypoint.transport == "REST"
             )
             if call.decoded_for is not None and call.decoded_for != input_dtypes(spec):
                 raise SignatureChanged(spec)
@@ -159,7 +172,9 @@ class Service:
                 )
             return result
 
-        return await self._call(call.model, api, entrypoint, body, _predict_signature)
+        return await self._call(
+            call.model, api, entrypoint, body, _predict_signature, _predict_items
+        )
 
     async def signature(self, model: ServableRequest, signature_name: str) -> SignatureSpec:
         """The Predict signature ``model`` resolves to now (REST's wording when missing)."""
@@ -208,7 +223,7 @@ class Service:
             self._log_examples(api.kind, handle, spec.key, request_input, result)
             return ExamplesResult(result, handle.id.version, spec.key)
 
-        label = api.name if entrypoint is Entrypoint.GRPC else api.kind
+        label = api.name if entrypoint.transport == "GRPC" else api.kind
         return await self._call(model, label, entrypoint, body, _examples_signature_name)
 
     async def _run_examples(
@@ -358,6 +373,39 @@ class Service:
         ]
         return view
 
+    async def statistics(self, name: str, version: int | None) -> list[dict[str, Any]]:
+        """Per-version inference statistics (Triton's statistics extension)."""
+        if self._statistics is None:
+            raise Unimplemented("This server keeps no inference statistics")
+        if not name:
+            wanted = {n: self._known_versions(n) for n in self.core.model_names()}
+        elif name not in self.core.configs:
+            raise NotFound(f"Request for unknown model: '{name}' is not found")
+        elif version is None:
+            wanted = {name: self._known_versions(name)}
+        elif version in self._known_versions(name):
+            wanted = {name: [version]}
+        else:
+            raise NotFound(f"Request for unknown model: '{name}' version {version} is not found")
+        return self._statistics(wanted)
+
+    def _known_versions(self, name: str) -> list[int]:
+        return sorted(v.version for v in self.core.monitor.versions(name))
+
+    async def repository_index(self) -> list[dict[str, Any]]:
+        return self._model_repository().index()
+
+    async def repository_load(self, name: str, parameters: Mapping[str, Any]) -> None:
+        await self._model_repository().load(name, parameters)
+
+    async def repository_unload(self, name: str, parameters: Mapping[str, Any]) -> None:
+        await self._model_repository().unload(name, parameters)
+
+    def _model_repository(self) -> ModelRepository:
+        if self._repository is None:
+            raise Unimplemented("This server has no model repository")
+        return self._repository
+
     def on_readiness(self, listener: ReadinessListener) -> None:
         """``listener(ready)`` on this event loop after every servable state change."""
         loop = asyncio.get_running_loop()
@@ -377,12 +425,15 @@ class Service:
         entrypoint: Entrypoint,
         body: Callable[[ServableHandle], Awaitable[T]],
         signature_of: Callable[[T], str] = lambda _result: "",
+        items_of: Callable[[T], int] | None = None,
     ) -> T:
-        """Resolve and hold the model for ``body``; record the request metrics once."""
+        """Resolve and hold the model for ``body``; record the request metrics once
+        (``items_of``: the samples of an inference, for the per-version statistics)."""
         start = time.perf_counter()
         code: Code | None = Code.OK
         version: int | None = None
         signature = ""
+        items = 1 if items_of is not None else 0
         try:
             if self._closed:
                 raise Unavailable("Server is shutting down")
@@ -392,6 +443,8 @@ class Service:
                 with self._inflight(model.name):
                     result = await body(handle)
                 signature = signature_of(result)
+                if items_of is not None:
+                    items = items_of(result)
                 return result
             finally:
                 handle.release()
@@ -409,7 +462,7 @@ class Service:
             if self._metrics is not None and code is not None:
                 latency = (time.perf_counter() - start) * 1e6
                 self._metrics.record_request(
-                    model.name, api, entrypoint.value, code, latency, version, signature
+                    model.name, api, entrypoint.transport, code, latency, version, signature, items
                 )
 
     def _inflight(self, model: str) -> AbstractContextManager[None]:
@@ -429,7 +482,7 @@ class Service:
         outputs = await self._dispatcher.run(handle, signature, inputs, keys, timeout_s)
         if self._metrics is not None:
             latency = (time.perf_counter() - start) * 1e6
-            self._metrics.record_runtime(handle.id.name, api, latency)
+            self._metrics.record_runtime(handle.id.name, api, latency, version=handle.id.version)
         return outputs
 
     def _logging(self, handle: ServableHandle) -> bool:
@@ -460,6 +513,12 @@ class Service:
 
 def _predict_signature(result: PredictResult) -> str:
     return result.signature_name
+
+
+def _predict_items(result: PredictResult) -> int:
+    """Samples in a Predict: the batch dimension of its first output (1 for a scalar)."""
+    first = next(iter(result.outputs.values()), None)
+    return int(first.shape[0]) if first is not None and first.ndim else 1
 
 
 def _examples_signature_name(result: ExamplesResult) -> str:

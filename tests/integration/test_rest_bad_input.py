@@ -152,10 +152,10 @@ def test_version_overflow(http: httpx.Client, version: str, form: str) -> None:
     [
         "/",
         "/v1",
-        "/v2",
         "/v2/nope",
+        "/v2/repository",
         "/models/half_plus_two",
-        "/v2/models/half_plus_two/infer",
+        "/v2/models/half_plus_two/versions/1/nope",
         "/favicon.ico",
     ],
 )

@@ -135,4 +135,6 @@ def _model_name(request: Any) -> str:
     if spec is not None:
         return str(spec.name)
     tasks = getattr(request, "tasks", None)
-    return str(tasks[0].model_spec.name) if tasks else ""
+    if tasks:
+        return str(tasks[0].model_spec.name)
+    return str(getattr(request, "model_name", "") or getattr(request, "name", ""))  # OIP

@@ -11,6 +11,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tensorserve.config.settings import TlsConfig
 from tensorserve.protocols.grpc.interceptor import ServingInterceptor
+from tensorserve.protocols.grpc.oip import OipServicer
+from tensorserve.protocols.grpc.oip import add_to_server as add_oip
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,7 @@ class GrpcServer:
         options: GrpcOptions,
         prediction: PredictionServicer,
         models: ModelServicer,
+        oip: OipServicer | None = None,
     ) -> None:
         self._options = options
         channel_options: Sequence[tuple[str, str | int]] = (
@@ -66,6 +69,8 @@ class GrpcServer:
             interceptors=[ServingInterceptor(auth_token=options.auth_token)],
         )
         prediction_service_pb2_grpc_add(self._server, prediction, models)
+        if oip is not None:
+            add_oip(self._server, oip)
         self.health: health.aio.HealthServicer | None = None
         if options.enable_health:
             self.health = health.aio.HealthServicer()

@@ -28,7 +28,15 @@ from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable
 from tensorserve.metrics.endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tensorserve.protocols import auth
-from tensorserve.protocols.rest import dashboard, json_decode, json_encode, json_examples, openapi
+from tensorserve.protocols.oip import infer
+from tensorserve.protocols.rest import (
+    dashboard,
+    json_decode,
+    json_encode,
+    json_examples,
+    oip,
+    openapi,
+)
 from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
 from tensorserve.protocols.rest.status import http_status
 from tensorserve.servable import SignatureSpec
@@ -69,6 +77,7 @@ class RestOptions:
     metrics_path: str | None = None
     dashboard: bool = True
     auth_token: str | None = None
+    model_management: bool = False  # lists OIP's model_repository extension
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -98,6 +107,10 @@ class RestApp:
         self._access_log = access_log
         self._extra_headers = _CORS if options.enable_cors else []
         self._openapi_body: bytes | None = None
+        self._oip = oip.OipRest(
+            service,
+            oip.OipOptions(options.timeout_s, infer.extensions(options.model_management)),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -133,6 +146,17 @@ class RestApp:
                 route = parse_v1(method, path)
                 body = await self._body(scope, receive) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
+            elif oip.is_oip(path):
+                body = await self._body(scope, receive) if method == "POST" else b""
+                query = {
+                    k: v[0]
+                    for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
+                }
+                status, payload, ctype, headers = await self._oip.handle(
+                    method, path, query, _headers(scope), body
+                )
+                await self._send(send, status, payload, ctype, headers)
+                return status, None
             else:
                 status, payload, ctype, headers = await self._other(scope, method, path)
                 await self._send(send, status, payload, ctype, headers)
@@ -298,28 +322,11 @@ class RestApp:
         if method == "GET":
             if metrics_path is not None and path == metrics_path:
                 return 200, await self._service.scrape(), METRICS_CONTENT_TYPE.encode(), []
-            if path == "/v2/health/live":
-                return 200, b'{"live":true}', JSON, []
-            if path == "/v2/health/ready":
-                ready = await self._service.ready()
-                return (200 if ready else 503), orjson.dumps({"ready": ready}), JSON, []
-            target = parse_v2_ready(path)
-            if target is not None:
-                return await self._model_ready(*target)
             if path == "/openapi.json":
                 return 200, self._openapi(), JSON, []
             if self._options.dashboard and path.startswith("/dashboard"):
                 return await self._dashboard(scope, path)
         return 404, json_encode.encode_error(f"Not found: {method} {path}"), JSON, []
-
-    async def _model_ready(self, name: str, version: int | None) -> Reply:
-        ready = await self._service.model_ready(name, version)
-        if ready is None:
-            return 404, json_encode.encode_error(f"Model {name} is not configured"), JSON, []
-        if not ready and version is not None:  # NotFound (404) for a version never seen
-            await self._service.model_status(ServableRequest(name, version))
-        body = orjson.dumps({"name": name, "ready": ready})
-        return (200 if ready else 503), body, JSON, []
 
     def _openapi(self) -> bytes:
         if self._openapi_body is None:
