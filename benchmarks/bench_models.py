@@ -182,6 +182,73 @@ def v2_rest_body(x: np.ndarray, input_name: str) -> bytes:
     )
 
 
+OIP_HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+def oip_binary_body(x: np.ndarray, input_name: str, output_name: str) -> tuple[bytes, int]:
+    """Open Inference Protocol REST body with Triton's binary tensor extension.
+
+    A JSON header (the input declares ``binary_data_size``, the output asks for
+    ``binary_data``) followed by the raw little-endian tensor bytes; returns ``(body, length of
+    the JSON header)``, the value of the ``Inference-Header-Content-Length`` request header.
+    """
+    raw = np.ascontiguousarray(x, dtype="<f4").tobytes()
+    header = orjson.dumps(
+        {
+            "inputs": [
+                {
+                    "name": input_name,
+                    "shape": list(x.shape),
+                    "datatype": "FP32",
+                    "parameters": {"binary_data_size": len(raw)},
+                }
+            ],
+            "outputs": [{"name": output_name, "parameters": {"binary_data": True}}],
+        }
+    )
+    return header + raw, len(header)
+
+
+def oip_infer_request(model: str, input_name: str, x: np.ndarray) -> Any:
+    """An OIP gRPC ``ModelInferRequest`` carrying ``x`` in ``raw_input_contents``."""
+    from tritonclient.grpc import service_pb2
+
+    req = service_pb2.ModelInferRequest(model_name=model)
+    tensor = req.inputs.add()
+    tensor.name = input_name
+    tensor.datatype = "FP32"
+    tensor.shape.extend(x.shape)
+    req.raw_input_contents.append(np.ascontiguousarray(x, dtype="<f4").tobytes())
+    return req
+
+
+_OIP_DTYPES = {"FP32": "<f4", "FP64": "<f8", "INT32": "<i4", "INT64": "<i8"}
+
+
+def answer_from_oip_grpc(resp: Any) -> np.ndarray:
+    """The first output of a ``ModelInferResponse`` (raw_output_contents or typed contents)."""
+    out = resp.outputs[0]
+    shape = list(out.shape)
+    if resp.raw_output_contents:
+        dtype = _OIP_DTYPES[out.datatype]
+        return np.frombuffer(resp.raw_output_contents[0], dtype=dtype).reshape(shape)
+    field = {"FP32": "fp32_contents", "FP64": "fp64_contents"}[out.datatype]
+    return np.asarray(getattr(out.contents, field), dtype=np.float64).reshape(shape)
+
+
+def answer_from_oip_binary(body: bytes, header_length: int | None) -> np.ndarray:
+    """The first output of an OIP REST answer: binary (JSON header + raw bytes) or plain JSON."""
+    if header_length is None:  # the server answered JSON only
+        return answer_from_json(body, "v2")
+    doc = json.loads(body[:header_length])
+    out = doc["outputs"][0]
+    size = out.get("parameters", {}).get("binary_data_size")
+    if size is None:
+        return np.asarray(out["data"], dtype=np.float64).reshape(out["shape"])
+    raw = body[header_length : header_length + size]  # the first output's bytes come first
+    return np.frombuffer(raw, dtype=_OIP_DTYPES[out["datatype"]]).reshape(out["shape"])
+
+
 def predict_request(model: str, input_key: str, x: np.ndarray) -> Any:
     """A ``PredictRequest`` carrying ``x`` as ``tensor_content``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,5 +1,9 @@
 """KServe ``ModelServer`` serving the SavedModel through a custom ``kserve.Model`` (V1 protocol).
 
+The same model also answers KServe's Open Inference Protocol (V2) REST path,
+``POST /v2/models/{name}/infer``: KServe hands ``predict`` an ``InferRequest`` there, and the model
+answers an ``InferResponse`` whose output carries the numpy result (JSON ``data`` on the wire).
+
 Runs inside KServe's own virtualenv. The ``ModelServer`` is constructed before TensorFlow loads
 the model (loading first silently changes KServe's logging). Configured for its best case on this
 machine: per-request latency logging and uvicorn logging off, gRPC off (only REST is driven).
@@ -36,6 +40,7 @@ _ours, _rest = _parser.parse_known_args()
 sys.argv = [sys.argv[0], *_rest]
 
 import kserve  # noqa: E402
+from kserve import InferOutput, InferRequest, InferResponse  # noqa: E402
 
 
 class TFModel(kserve.Model):
@@ -73,10 +78,16 @@ class TFModel(kserve.Model):
         self._reloaded.set()
 
     async def predict(
-        self, payload: dict[str, Any], headers: dict[str, str] | None = None
-    ) -> dict[str, Any]:
+        self, payload: dict[str, Any] | InferRequest, headers: dict[str, str] | None = None
+    ) -> dict[str, Any] | InferResponse:
         if self.fn is None:
             self._reloaded.wait()
+        if isinstance(payload, InferRequest):  # the V2 path
+            x = self._tf.constant(payload.inputs[0].as_numpy().astype(np.float32, copy=False))
+            y = self.fn(**{self.keys[0]: x})[self.keys[1]].numpy()
+            out = InferOutput(self.keys[1], list(y.shape), "FP32")
+            out.set_data_from_numpy(y, binary_data=False)
+            return InferResponse(payload.id or "", self.name, infer_outputs=[out])
         x = self._tf.constant(np.asarray(payload["instances"], dtype=np.float32))
         y = self.fn(**{self.keys[0]: x})[self.keys[1]].numpy()
         return {"predictions": y.tolist()}

@@ -1,7 +1,9 @@
 """Load generators: ``wrk`` for REST (HTTP/1.1) and ``h2load`` for gRPC (HTTP/2, h2c).
 
-wrk posts a fixed body through ``benchmarks/post.lua`` and prints one ``WRK_JSON`` line with its
-latency histogram's percentiles. h2load posts a pre-built 5-byte-framed ``PredictRequest`` with
+wrk posts a fixed body through ``benchmarks/post.lua`` (with extra headers where a protocol needs
+them: the Open Inference Protocol's binary body carries ``Inference-Header-Content-Length``) and
+prints one ``WRK_JSON`` line with its latency histogram's percentiles. h2load posts a pre-built
+5-byte-framed ``PredictRequest`` (or OIP ``ModelInferRequest``, to the URL path of that method) with
 ``content-type: application/grpc`` and ``te: trailers``; it counts HTTP statuses, not gRPC ones,
 so every run also checks the response DATA bytes: a gRPC error is a trailers-only response with
 no DATA, so ``data bytes / requests`` must equal the expected framed response size. Latency
@@ -16,6 +18,7 @@ import json
 import re
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,7 +57,9 @@ def wrk(
     content_type: str = "application/json",
     threads: int = 1,
     timeout_s: float = 30.0,
+    headers: Sequence[str] = (),
 ) -> LoadResult:
+    """``headers``: extra ``"Name: value"`` request headers (post.lua sets them)."""
     cmd = [
         "wrk",
         f"-t{min(threads, connections)}",
@@ -67,6 +72,7 @@ def wrk(
         "--",
         str(body_file),
         content_type,
+        *headers,
     ]
     proc = subprocess.run(
         cmd, capture_output=True, text=True, timeout=seconds + timeout_s + 30, check=False
@@ -124,12 +130,15 @@ def h2load(
     content_type: str = "application/json",
     threads: int = 1,
     keep_samples: bool = False,
+    headers: Sequence[str] = (),
 ) -> LoadResult:
     """Run h2load for ``seconds`` (duration mode) or for ``requests`` requests.
 
     ``expect_data_bytes``: the exact size of one response body (framed gRPC message, or REST
     JSON); when given, a run whose received DATA bytes fall short counts the shortfall as failed
-    requests (gRPC errors arrive as HTTP 200 with no DATA).
+    requests (gRPC errors arrive as HTTP 200 with no DATA). The URL's path picks the gRPC
+    method (TF Serving's ``PredictionService/Predict`` or the Open Inference Protocol's
+    ``GRPCInferenceService/ModelInfer``); ``headers``: extra ``"Name: value"`` headers.
     """
     with tempfile.NamedTemporaryFile(prefix="h2load-", suffix=".log", delete=False) as tmp:
         log_path = Path(tmp.name)
@@ -138,6 +147,8 @@ def h2load(
         cmd += ["-H", "content-type: application/grpc", "-H", "te: trailers"]
     else:
         cmd += ["--h1", "-H", f"content-type: {content_type}"]
+    for h in headers:
+        cmd += ["-H", h]
     if requests is not None:
         cmd += [f"-n{requests}"]
     else:

@@ -1,5 +1,6 @@
 -- wrk script: POST a fixed body read from a file, and print a JSON summary line at the end.
--- usage: wrk -s benchmarks/post.lua URL -- BODY_FILE [CONTENT_TYPE]
+-- usage: wrk -s benchmarks/post.lua URL -- BODY_FILE [CONTENT_TYPE ["Name: value" ...]]
+-- (extra headers, e.g. the OIP binary extension's Inference-Header-Content-Length)
 local body_file = nil
 local content_type = "application/json"
 
@@ -13,6 +14,12 @@ function init(args)
   f:close()
   wrk.method = "POST"
   wrk.headers["Content-Type"] = content_type
+  for i = 3, #args do
+    local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+    if name ~= nil then
+      wrk.headers[name] = value
+    end
+  end
 end
 
 function done(summary, latency, requests)

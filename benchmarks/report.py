@@ -168,7 +168,8 @@ def render_markdown(res: Results) -> str:
         "`--render bench-results/results.json` re-renders the last run; `--tensorserve-cmd` "
         "benchmarks another TF-Serving-compatible binary in tensorserve's place (without "
         "`--num_workers`, so only the 2-worker rows); `--batching-config FILE` changes the "
-        "batching parameters (tensorserve's and LitServe's).",
+        "batching parameters (tensorserve's and LitServe's); `--no-oip` leaves out the Open "
+        "Inference Protocol rows (tensorserve's /v2 and ModelInfer, KServe's V2).",
         "- This is a shared 2-vCPU VM: compare only ratios from the same run, and treat "
         "differences under ~15% as noise. Each measurement records how much CPU other "
         "processes took meanwhile; the run waits briefly (bounded) for a quiet moment before "

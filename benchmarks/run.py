@@ -5,14 +5,17 @@ with real load generators (wrk for REST, h2load for gRPC).
 
 usage: .venv/bin/python benchmarks/run.py [--quick] [--only floor,fastapi,kserve,mlserver,
        litserve,tensorserve] [--scenarios mlp,large,swap,soak,memory] [--write BENCHMARKS.md]
-       [--render bench-results/results.json]
+       [--render bench-results/results.json] [--no-oip]
 
 Scenarios
   floor   in-process signature calls (batch 1 and 64), and orjson+numpy alone on the large payload
   mlp     the seed MLP at 1, 16 and 64 connections, interleaved rounds, every server up at once
           (a server that burns CPU while idle is paused outside its own measurements); memory
-          (USS/PSS of every process) of each server afterwards
-  large   8x224x224x3 float32 in, same-size tensor out: REST JSON and gRPC tensor_content
+          (USS/PSS of every process) of each server afterwards; tensorserve --num_workers=2 also
+          over the Open Inference Protocol (OIP REST JSON, OIP REST binary, OIP gRPC ModelInfer)
+  large   8x224x224x3 float32 in, same-size tensor out: REST JSON and gRPC tensor_content; OIP
+          REST JSON / binary / gRPC on tensorserve --num_workers=2 and KServe's V2 JSON, beside
+          MLServer's V2 JSON
   swap    tensorserve --num_workers=2: a new version appears under load; p99 during the swap vs
           steady, failures
   soak    tensorserve --num_workers=2: 100,000 requests; RSS after 10k vs after 100k
@@ -48,6 +51,7 @@ import loadgen  # noqa: E402
 import numpy as np  # noqa: E402
 from report import Check, Results, Row, median, render_console, render_markdown  # noqa: E402
 from servers import (  # noqa: E402
+    OIP_MODEL_INFER,
     CpuMeter,
     Endpoint,
     ProcMem,
@@ -79,6 +83,14 @@ TS1 = "tensorserve (--num_workers=1)"
 TS2 = "tensorserve (--num_workers=2)"
 TS2_B = "tensorserve (--num_workers=2, batching)"
 TWO_WORKER_PEERS = (WRAPPER2, KSERVE2, MLSERVER2, LITSERVE, LITSERVE_B)
+# Open Inference Protocol (KServe V2) protocol labels; the existing "REST" / "gRPC" rows are TF
+# Serving's (MLServer's "REST" row is its V2 JSON, its only REST protocol).
+OIP_JSON = "OIP REST JSON"
+OIP_BIN = "OIP REST binary"
+OIP_GRPC = "OIP gRPC"
+OIP_PROTOCOLS = (OIP_JSON, OIP_BIN, OIP_GRPC)
+GRPC_PROTOCOLS = ("gRPC", OIP_GRPC)
+OIP = [True]  # --no-oip: no OIP rows (e.g. a --tensorserve-cmd binary without /v2)
 PEER_LABELS = {"kserve": KSERVE, "mlserver": MLSERVER, "litserve": LITSERVE}
 IDLE_BUSY_PCT = 5.0  # % of one core: a server above this while not measured is paused
 CPU = CpuMeter()
@@ -154,10 +166,10 @@ class Target:
         return res
 
     def _measure(self, conns: int, seconds: float) -> loadgen.LoadResult:
-        if self.protocol == "gRPC":
+        if self.protocol in GRPC_PROTOCOLS:
             assert self.ep.grpc_body is not None
             return loadgen.h2load(
-                self.server.grpc_url(),
+                self.server.grpc_url(self.ep.grpc_method),
                 self.ep.grpc_body,
                 conns,
                 seconds=seconds,
@@ -166,7 +178,12 @@ class Target:
             )
         assert self.ep.rest_path and self.ep.rest_body
         return loadgen.wrk(
-            self.server.rest_url(self.ep.rest_path), self.ep.rest_body, conns, seconds
+            self.server.rest_url(self.ep.rest_path),
+            self.ep.rest_body,
+            conns,
+            seconds,
+            content_type=self.ep.rest_content_type,
+            headers=self.ep.rest_headers,
         )
 
 
@@ -208,9 +225,13 @@ class Model:
     ref: np.ndarray
     sig: bm.Signature
     rest_body: Path
-    v2_body: Path
+    v2_body: Path  # OIP REST JSON (MLServer's, KServe V2's and tensorserve's /v2)
     grpc_body: Path
     grpc_request: object
+    oip_binary_body: Path  # OIP REST JSON header + raw tensor bytes
+    oip_header_length: int  # its Inference-Header-Content-Length
+    oip_grpc_body: Path  # framed OIP ModelInferRequest (raw_input_contents)
+    oip_grpc_request: object
 
 
 def prepare_model(name: str, x: np.ndarray) -> Model:
@@ -231,7 +252,28 @@ def prepare_model(name: str, x: np.ndarray) -> Model:
     req = bm.predict_request(name, sig.input_key, x)
     grpc_body = BODIES / f"{name}.grpc"
     grpc_body.write_bytes(bm.grpc_frame(req.SerializeToString()))
-    return Model(name, base, path, x, ref, sig, rest_body, v2_body, grpc_body, req)
+    binary, header_length = bm.oip_binary_body(x, sig.input_key, sig.output_key)
+    binary_body = BODIES / f"{name}.oip.bin"
+    binary_body.write_bytes(binary)
+    oip_req = bm.oip_infer_request(name, sig.input_key, x)
+    oip_grpc_body = BODIES / f"{name}.oip.grpc"
+    oip_grpc_body.write_bytes(bm.grpc_frame(oip_req.SerializeToString()))
+    return Model(
+        name,
+        base,
+        path,
+        x,
+        ref,
+        sig,
+        rest_body,
+        v2_body,
+        grpc_body,
+        req,
+        binary_body,
+        header_length,
+        oip_grpc_body,
+        oip_req,
+    )
 
 
 def tfs_endpoint(m: Model) -> Endpoint:
@@ -243,6 +285,48 @@ def tfs_endpoint(m: Model) -> Endpoint:
         grpc_request=m.grpc_request,
         grpc_output_key=m.sig.output_key,
     )
+
+
+def v2_json_endpoint(m: Model) -> Endpoint:
+    """OIP REST JSON: ``POST /v2/models/{name}/infer`` with one flat ``data`` list."""
+    return Endpoint(rest_path=f"/v2/models/{m.name}/infer", rest_body=m.v2_body, rest_protocol="v2")
+
+
+def oip_endpoints(m: Model) -> list[tuple[str, Endpoint]]:
+    """tensorserve's Open Inference Protocol endpoints: REST JSON, REST binary, gRPC (fresh
+    objects: check_grpc fills in the response size per server)."""
+    path = f"/v2/models/{m.name}/infer"
+    binary = Endpoint(
+        rest_path=path,
+        rest_body=m.oip_binary_body,
+        rest_protocol="v2-binary",
+        rest_content_type="application/octet-stream",
+        rest_headers=(f"{bm.OIP_HEADER_LENGTH}: {m.oip_header_length}",),
+    )
+    grpc = Endpoint(
+        grpc_body=m.oip_grpc_body,
+        grpc_request=m.oip_grpc_request,
+        grpc_output_key=m.sig.output_key,
+        grpc_method=OIP_MODEL_INFER,
+    )
+    return [(OIP_JSON, v2_json_endpoint(m)), (OIP_BIN, binary), (OIP_GRPC, grpc)]
+
+
+def add_oip_targets(
+    targets: list[Target], s: Server, subject: str, m: Model, protocols: tuple[str, ...]
+) -> None:
+    """Targets for ``protocols`` (of OIP_PROTOCOLS) of a server already up; one that does not
+    answer correctly keeps its error (its rows say why) and is not measured."""
+    for proto, ep in oip_endpoints(m):
+        if proto not in protocols:
+            continue
+        t = Target(s.label, subject, proto, s, ep)
+        t.error = s.probe(ep, m.ref, proto in GRPC_PROTOCOLS, m.name)
+        if t.error:
+            say(f"{s.label} {proto} FAILED: {t.error[:300]}")
+        else:
+            say(f"{s.label} {proto} answers correctly")
+        targets.append(t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -312,8 +396,7 @@ def make_mlserver(m: Model, tag: str, workers: int = 0) -> tuple[Server, Endpoin
         env={"PYTHONPATH": str(HERE)},
         cwd=folder,
     )
-    ep = Endpoint(rest_path=f"/v2/models/{m.name}/infer", rest_body=m.v2_body, rest_protocol="v2")
-    return s, ep
+    return s, v2_json_endpoint(m)
 
 
 def batching_params() -> tuple[int, float]:
@@ -374,6 +457,7 @@ class Variant:
     make: Factory
     grpc: bool = False  # also drive its gRPC port
     conns: tuple[int, ...] = (1, 16, 64)  # MLP connection counts it is measured at
+    oip: bool = False  # also drive its Open Inference Protocol endpoints (REST JSON/binary, gRPC)
 
 
 def mlp_variants(cfg: Config, failed: dict[str, str]) -> list[Variant]:
@@ -399,7 +483,7 @@ def mlp_variants(cfg: Config, failed: dict[str, str]) -> list[Variant]:
         ],
         "tensorserve": [
             *([] if CUSTOM_CMD[0] else [ts1]),
-            Variant("tensorserve", partial(make_tensorserve, workers=2), grpc=True),
+            Variant("tensorserve", partial(make_tensorserve, workers=2), grpc=True, oip=OIP[0]),
             Variant(
                 "tensorserve",
                 partial(make_tensorserve, workers=2, batching=True),
@@ -614,10 +698,11 @@ def run_mlp(
     specs: list[tuple[Server, Endpoint, str]] = []
     conns_of: dict[str, tuple[int, ...]] = {}
     grpc_of: dict[str, bool] = {}
+    oip_of: dict[str, bool] = {}
     for v in mlp_variants(cfg, failed):
         s, ep = v.make(m, "mlp")
         specs.append((s, ep, v.subject))
-        conns_of[s.label], grpc_of[s.label] = v.conns, v.grpc
+        conns_of[s.label], grpc_of[s.label], oip_of[s.label] = v.conns, v.grpc, v.oip
     say("mlp: bringing servers up")
     up = bring_up(specs, m, lambda s: grpc_of[s.label])
     targets: list[Target] = []
@@ -625,6 +710,8 @@ def run_mlp(
         targets.append(Target(s.label, subject, "REST", s, ep))
         if grpc_of[s.label]:
             targets.append(Target(s.label, subject, "gRPC", s, ep))
+        if oip_of[s.label]:
+            add_oip_targets(targets, s, subject, m, OIP_PROTOCOLS)
     conns_list = (1, 16, 64)
     rss: dict[str, float] = {}
     pss: dict[str, float] = {}
@@ -677,7 +764,7 @@ def run_mlp(
                         continue
                     t.results.setdefault(conns, []).append(res)
                     say(
-                        f"round {r + 1} c{conns:<2} {t.label:<42} {t.protocol:<4} "
+                        f"round {r + 1} c{conns:<2} {t.label:<42} {t.protocol:<15} "
                         f"{res.rps:8.0f} req/s  p50 {res.p50_ms:7.3f} ms  p99 "
                         f"{res.p99_ms:7.2f} ms  failed {res.failed}  other load "
                         f"{res.foreign_pct:.0f}%"
@@ -727,6 +814,21 @@ def run_mlp(
     return targets
 
 
+def large_targets(s: Server, ep: Endpoint, subject: str, m: Model) -> list[Target]:
+    """Every protocol measured on one server in the large-payload scenario."""
+    targets = [Target(s.label, subject, "REST", s, ep)]
+    if subject == "tensorserve":
+        targets.append(Target(s.label, subject, "gRPC", s, ep))
+        if OIP[0] and s.label == TS2:  # the OIP rows: on the same server as its gRPC row
+            add_oip_targets(targets, s, subject, m, OIP_PROTOCOLS)
+    if subject == "kserve" and OIP[0]:  # KServe's own V2 path (the same process, /v2)
+        t = Target(s.label, subject, OIP_JSON, s, v2_json_endpoint(m))
+        t.error = s.probe(t.ep, m.ref, False, m.name)
+        say(f"{s.label} {OIP_JSON}: {t.error[:300] if t.error else 'answers correctly'}")
+        targets.append(t)
+    return targets
+
+
 def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl: Floors) -> None:
     specs: list[tuple[Server, Endpoint, str]] = []
     # Single-worker peers (one request at a time: the payload cost, not the core count) and
@@ -740,34 +842,43 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
         specs.append((s, ep, v.subject))
     say("large: bringing servers up")
     up = bring_up(specs, m, lambda s: s.key == "tensorserve")
-    req_mb = {"v1": m.rest_body.stat().st_size / 1e6, "v2": m.v2_body.stat().st_size / 1e6}
     model_ms = fl.big.p50_ms if fl.big else 0.0
     wrapper_rps: float | None = None
     try:
         for s, ep, subject in up:
-            protos = ["REST", "gRPC"] if subject == "tensorserve" else ["REST"]
-            for proto in protos:
-                t = Target(s.label, subject, proto, s, ep)
+            for t in large_targets(s, ep, subject, m):
+                proto = t.protocol
+                if t.error:
+                    rows.append(Row("large c1", s.label, proto, 1, note=f"failed: {t.error}"[:300]))
+                    continue
                 try:
                     t.measure(1, 1, quiet=False)
                     res = t.measure(1, cfg.large_seconds)
+                    slow = res.requests < LARGE_MIN_REQUESTS and proto not in GRPC_PROTOCOLS
+                    if slow:  # each request outlasts the timed run: a fixed count instead
+                        res = _fixed_count(t, LARGE_MIN_REQUESTS)
                 except RuntimeError as e:
                     rows.append(Row("large c1", s.label, proto, 1, note=f"failed: {e}"[:300]))
                     continue
-                if proto == "REST":
-                    resp_mb = _rest_response_mb(s, ep)
-                    total = req_mb[ep.rest_protocol] + resp_mb
-                else:
+                if proto in GRPC_PROTOCOLS:
                     total = 2 * m.x.nbytes / 1e6
-                    resp_mb = ep.grpc_response_bytes / 1e6
+                else:
+                    assert t.ep.rest_body is not None
+                    total = t.ep.rest_body.stat().st_size / 1e6 + _rest_response_mb(s, t.ep)
                 mbps = total / (res.p50_ms / 1e3) if res.p50_ms else 0.0
                 codec_mbps = total / max(1e-6, (res.p50_ms - model_ms) / 1e3)
                 note = (
-                    f"{res.requests} requests; {total:.1f} MB/request (in+out); "
+                    f"{res.requests} requests"
+                    + (
+                        f" (h2load --h1 -n{LARGE_MIN_REQUESTS}: wrk completed too few)"
+                        if slow
+                        else ""
+                    )
+                    + f"; {total:.1f} MB/request (in+out); "
                     f"{mbps:.1f} MB/s end to end; "
                     f"{codec_mbps:.1f} MB/s excluding the model's {model_ms:.1f} ms"
                 )
-                if proto == "REST" and fl.codec:
+                if t.ep.rest_protocol in ("v1", "v2") and proto not in GRPC_PROTOCOLS and fl.codec:
                     note += f" (bound {fl.codec.mb_per_s:.1f} MB/s)"
                 note += f"; other load {res.foreign_pct:.0f}%"
                 row = Row(
@@ -783,7 +894,11 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
                     note=note,
                 )
                 row.pss_mib = s.pss() / 2**20
-                row.extra = {"mb_per_request": total, "codec_mb_per_s": codec_mbps}
+                row.extra = {
+                    "mb_per_request": total,
+                    "mb_per_s": mbps,
+                    "codec_mb_per_s": codec_mbps,
+                }
                 if s.label == WRAPPER:
                     wrapper_rps = res.rps
                 if wrapper_rps:
@@ -798,11 +913,35 @@ def run_large(cfg: Config, m: Model, failed: dict[str, str], rows: list[Row], fl
     failed_rows("large c1", {k: v for k, v in failed.items() if k != "litserve"}, rows)
 
 
+LARGE_MIN_REQUESTS = 3  # a large-payload REST row with fewer in its run is measured by count
+
+
+def _fixed_count(t: Target, n: int) -> loadgen.LoadResult:
+    """``n`` sequential REST requests with h2load --h1 (for rows slower than the timed run)."""
+    assert t.ep.rest_path and t.ep.rest_body
+    QUIET.wait()
+    before = CPU.snapshot()
+    res = loadgen.h2load(
+        t.server.rest_url(t.ep.rest_path),
+        t.ep.rest_body,
+        1,
+        requests=n,
+        grpc=False,
+        content_type=t.ep.rest_content_type,
+        headers=t.ep.rest_headers,
+    )
+    res.foreign_pct = CPU.foreign_pct(before, CPU.snapshot())
+    FOREIGN.append(res.foreign_pct)
+    return res
+
+
 def _rest_response_mb(s: Server, ep: Endpoint) -> float:
-    from servers import http_post
+    from servers import http_post_full
 
     assert s.rest_port and ep.rest_path and ep.rest_body
-    _, body = http_post(s.rest_port, ep.rest_path, ep.rest_body.read_bytes())
+    _, _, body = http_post_full(
+        s.rest_port, ep.rest_path, ep.rest_body.read_bytes(), ep.rest_content_type, ep.rest_headers
+    )
     return len(body) / 1e6
 
 
@@ -1197,7 +1336,57 @@ def evaluate(rows: list[Row], fl: Floors) -> list[Check]:
                 mbps >= fl.codec.mb_per_s,
             )
         )
+    if not OIP[0]:
+        return checks
+    # Open Inference Protocol (tensorserve --num_workers=2, the same servers as the rows above).
+    mls = [_find(rows, c16, p, "REST") for p in (MLSERVER, MLSERVER2)]
+    best_mls = max((r for r in mls if r), key=lambda r: r.rps or 0.0, default=None)
+    ratio_check(
+        f"OIP REST JSON c16 ≥ 2x MLServer's V2 JSON (best of its two rows: "
+        f"{best_mls.server if best_mls else '-'})",
+        _find(rows, c16, TS2, OIP_JSON),
+        best_mls,
+        2.0,
+    )
+    ratio_check(
+        "OIP gRPC ModelInfer c16 within 10% of TF Serving API gRPC Predict (≥ 0.9x, same server)",
+        _find(rows, c16, TS2, OIP_GRPC),
+        _find(rows, c16, TS2, "gRPC"),
+        0.9,
+    )
+    large = "large c1"
+    mls_big = _find(rows, large, MLSERVER, "REST")
+    json_big = _find(rows, large, TS2, OIP_JSON)
+    bin_big = _find(rows, large, TS2, OIP_BIN)
+    checks += [
+        mb_per_s_check(
+            "OIP REST JSON large payload ≥ 1.5x MLServer's V2 JSON MB/s", json_big, mls_big, 1.5
+        ),
+        mb_per_s_check(
+            "OIP REST binary large payload ≥ 5x MLServer's V2 JSON MB/s", bin_big, mls_big, 5.0
+        ),
+        mb_per_s_check(
+            "OIP REST binary large payload within 20% of gRPC Predict tensor_content MB/s "
+            "(≥ 0.8x, same server)",
+            bin_big,
+            _find(rows, large, TS2, "gRPC"),
+            0.8,
+        ),
+    ]
     return checks
+
+
+def mb_per_s_check(label: str, a: Row | None, b: Row | None, need: float) -> Check:
+    """``a``'s end-to-end MB/s (in+out bytes / p50) ≥ ``need`` x ``b``'s."""
+    if a is None or b is None or not a.extra.get("mb_per_s") or not b.extra.get("mb_per_s"):
+        return Check(label, "not measured", None)
+    x = a.extra["mb_per_s"] / b.extra["mb_per_s"]
+    return Check(
+        label,
+        f"{a.extra['mb_per_s']:.1f} vs {b.extra['mb_per_s']:.1f} MB/s (p50 {a.p50_ms:.1f} vs "
+        f"{b.p50_ms:.1f} ms) = x{x:.2f}",
+        x >= need,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1307,6 +1496,23 @@ METHOD = [
     "TF Serving's `instances` rows are nested lists, which cost orjson + numpy about 4x more "
     "to decode for the large payload. So the large-payload REST rows compare wire formats as "
     "well as servers.",
+    "Open Inference Protocol (OIP, KServe V2) rows, on tensorserve --num_workers=2 (the same "
+    "server process as its TF Serving REST and gRPC rows, so measured side by side): "
+    '\'OIP REST JSON\' = `POST /v2/models/{name}/infer` with `{"inputs": [{"name", '
+    '"shape", "datatype": "FP32", "data": [flat list]}]}` (the body MLServer gets); '
+    "'OIP REST binary' = Triton's binary tensor extension: a JSON header whose input declares "
+    "`binary_data_size` and whose output asks for `binary_data: true`, then the raw "
+    "little-endian float32 bytes, `Inference-Header-Content-Length: <header length>`, "
+    "`content-type: application/octet-stream` (the answer is its JSON header + raw bytes; wrk "
+    "sends the header through post.lua); 'OIP gRPC' = `inference.GRPCInferenceService/"
+    "ModelInfer` on the TF Serving gRPC port, the input in `raw_input_contents`, driven by "
+    "h2load like Predict and checked first with tritonclient's GRPCInferenceServiceStub. "
+    "Model, input and output names are the serving_default signature's, as for Predict. Each "
+    "OIP endpoint is checked against the model's answer before it is timed; one that does not "
+    "answer shows as 'no result' / 'failed' without stopping the server's other rows. KServe "
+    "0.21's row 'OIP REST JSON' is its own `/v2/models/{name}/infer` (the same custom "
+    "kserve.Model answering an InferRequest). Large-payload MB/s = (request + response bytes) "
+    "/ p50; for gRPC rows the tensor bytes both ways.",
     "Memory: RSS is summed over the server's process tree (/proc/PID/status), so pages shared "
     "between processes (libraries, fork copy-on-write) count once per process; PSS "
     "(/proc/PID/smaps_rollup) splits each shared page between its sharers, so the sum of PSS "
@@ -1364,6 +1570,11 @@ def parse_args(argv: list[str] | None) -> tuple[Config, argparse.Namespace]:
         "--litserve-fast-queue", action="store_true", help="LitServe with ZeroMQ (fast_queue=True)"
     )
     p.add_argument(
+        "--no-oip",
+        action="store_true",
+        help="no Open Inference Protocol rows (tensorserve's /v2 and ModelInfer, KServe's V2)",
+    )
+    p.add_argument(
         "--tensorserve-cmd",
         default="",
         help="command replacing `.venv/bin/python -m tensorserve` (e.g. tensorflow_model_server)",
@@ -1400,6 +1611,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.batching_config:
         BATCHING[0] = args.batching_config.read_text()
     LITSERVE_FAST_QUEUE[0] = args.litserve_fast_queue
+    OIP[0] = not args.no_oip
     if args.tensorserve_cmd:
         TENSORSERVE_CMD[:] = args.tensorserve_cmd.split()
         CUSTOM_CMD[0] = True

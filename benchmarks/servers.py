@@ -3,8 +3,9 @@
 Every server runs as its own process group (``start_new_session``) with output to a log file under
 ``bench-results/logs``; it is stopped by signalling that group only. Readiness is a real predict
 whose answer matches the model's own output (never a health URL); the gRPC side is checked with
-the official ``PredictionServiceStub`` and with one h2load request (which also gives the exact
-response size that later h2load runs are validated against).
+the official ``PredictionServiceStub`` (or, for the Open Inference Protocol, tritonclient's
+``GRPCInferenceServiceStub``) and with one h2load request (which also gives the exact response
+size that later h2load runs are validated against).
 """
 
 from __future__ import annotations
@@ -165,11 +166,30 @@ def tree_memory(pid: int) -> list[ProcMem]:
 
 
 def http_post(port: int, path: str, body: bytes, timeout: float = 60.0) -> tuple[int, bytes]:
+    status, _, data = http_post_full(port, path, body, timeout=timeout)
+    return status, data
+
+
+def http_post_full(
+    port: int,
+    path: str,
+    body: bytes,
+    content_type: str = "application/json",
+    headers: tuple[str, ...] = (),
+    timeout: float = 60.0,
+) -> tuple[int, dict[str, str], bytes]:
+    """POST ``body``; ``headers`` are extra ``"Name: value"`` lines. Returns (status, response
+    headers with lower-case names, body)."""
+    sent = {"Content-Type": content_type}
+    for h in headers:
+        name, _, value = h.partition(":")
+        sent[name.strip()] = value.strip()
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        conn.request("POST", path, body=body, headers={"Content-Type": "application/json"})
+        conn.request("POST", path, body=body, headers=sent)
         resp = conn.getresponse()
-        return resp.status, resp.read()
+        got = {k.lower(): v for k, v in resp.getheaders()}
+        return resp.status, got, resp.read()
     finally:
         conn.close()
 
@@ -184,17 +204,32 @@ def http_get(port: int, path: str, timeout: float = 10.0) -> tuple[int, bytes]:
         conn.close()
 
 
+TFS_PREDICT = "/tensorflow.serving.PredictionService/Predict"
+OIP_MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+
+
 @dataclass
 class Endpoint:
     """What is needed to drive and check one protocol of one server for one model."""
 
     rest_path: str | None = None
     rest_body: Path | None = None
-    rest_protocol: str = "v1"  # "v1" (TFS) or "v2" (OIP)
-    grpc_body: Path | None = None  # framed PredictRequest
-    grpc_request: Any = None  # the PredictRequest itself, for the stub check
+    # "v1" (TFS), "v2" (OIP JSON) or "v2-binary" (OIP JSON header + raw tensor bytes)
+    rest_protocol: str = "v1"
+    rest_content_type: str = "application/json"
+    rest_headers: tuple[str, ...] = ()  # extra "Name: value" request headers
+    grpc_body: Path | None = None  # framed PredictRequest (or ModelInferRequest)
+    grpc_request: Any = None  # the request message itself, for the stub check
     grpc_output_key: str = ""
     grpc_response_bytes: int = 0  # filled in by check_grpc
+    grpc_method: str = TFS_PREDICT  # or OIP_MODEL_INFER
+
+    def rest_answer(self, headers: dict[str, str], body: bytes) -> np.ndarray:
+        """The prediction in a REST answer of this endpoint's protocol."""
+        if self.rest_protocol == "v2-binary":
+            length = headers.get(bm.OIP_HEADER_LENGTH.lower())
+            return bm.answer_from_oip_binary(body, int(length) if length is not None else None)
+        return bm.answer_from_json(body, self.rest_protocol)
 
 
 @dataclass
@@ -297,14 +332,16 @@ class Server:
                 self.error += self.log_tail()
                 return False
             try:
-                status, resp = http_post(self.rest_port, ep.rest_path, body)
+                status, headers, resp = http_post_full(
+                    self.rest_port, ep.rest_path, body, ep.rest_content_type, ep.rest_headers
+                )
             except OSError as e:
                 last = f"{type(e).__name__}: {e}"
                 time.sleep(0.5)
                 continue
             if status == 200:
                 try:
-                    got = bm.answer_from_json(resp, ep.rest_protocol)
+                    got = ep.rest_answer(headers, resp)
                 except (ValueError, KeyError, IndexError, TypeError) as e:
                     self.error = f"unparseable answer ({e}): {resp[:200]!r}"
                     return False
@@ -318,35 +355,70 @@ class Server:
         return False
 
     def check_grpc(self, ep: Endpoint, expected: np.ndarray, model: str) -> bool:
-        """One official-stub Predict must answer ``expected``; one h2load request must too."""
+        """One official-stub call must answer ``expected``; one h2load request must too.
+
+        TF Serving's ``PredictionServiceStub.Predict``, or for ``OIP_MODEL_INFER`` endpoints
+        tritonclient's ``GRPCInferenceServiceStub.ModelInfer`` (same port).
+        """
         assert self.grpc_port is not None and ep.grpc_body is not None
         import grpc
-        from tensorflow_serving.apis import prediction_service_pb2_grpc
 
+        oip = ep.grpc_method == OIP_MODEL_INFER
         opts = [("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)]
         try:
             with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}", options=opts) as ch:
-                stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
-                resp = stub.Predict(ep.grpc_request, timeout=60)
+                if oip:
+                    from tritonclient.grpc import service_pb2_grpc
+
+                    resp = service_pb2_grpc.GRPCInferenceServiceStub(ch).ModelInfer(
+                        ep.grpc_request, timeout=60
+                    )
+                else:
+                    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+                    stub = prediction_service_pb2_grpc.PredictionServiceStub(ch)
+                    resp = stub.Predict(ep.grpc_request, timeout=60)
         except grpc.RpcError as e:
-            self.error = f"gRPC Predict failed: {e.code()}: {e.details()}"
+            self.error = f"gRPC {ep.grpc_method.rsplit('/', 1)[-1]} failed: {e.code()}: "
+            self.error += str(e.details())
             return False
-        if ep.grpc_output_key not in resp.outputs:
-            self.error = f"gRPC answer lacks output {ep.grpc_output_key!r}: {list(resp.outputs)}"
+        names = [o.name for o in resp.outputs] if oip else list(resp.outputs)
+        if ep.grpc_output_key not in names:
+            self.error = f"gRPC answer lacks output {ep.grpc_output_key!r}: {names}"
             return False
-        got = bm.tensor_from_proto(resp.outputs[ep.grpc_output_key])
+        if oip:
+            got = bm.answer_from_oip_grpc(resp)
+        else:
+            got = bm.tensor_from_proto(resp.outputs[ep.grpc_output_key])
         if not bm.close(got, expected):
             self.error = f"gRPC wrong answer: {got.ravel()[:4]} ..."
             return False
         ep.grpc_response_bytes = 5 + resp.ByteSize()
-        one = loadgen.h2load(self.grpc_url(), ep.grpc_body, 1, requests=1, grpc=True)
+        one = loadgen.h2load(
+            self.grpc_url(ep.grpc_method),
+            ep.grpc_body,
+            1,
+            requests=1,
+            grpc=True,
+            expect_data_bytes=ep.grpc_response_bytes,
+        )
         if one.failed or one.requests != 1:
             self.error = f"h2load gRPC request failed: {one.notes}"
             return False
         return True
 
-    def grpc_url(self) -> str:
-        return f"http://127.0.0.1:{self.grpc_port}/tensorflow.serving.PredictionService/Predict"
+    def probe(self, ep: Endpoint, expected: np.ndarray, grpc: bool, model: str) -> str | None:
+        """One check of an extra protocol of a server already up: None if it answers
+        ``expected``, else why not (the server's own ``error`` is left as it was)."""
+        saved, self.error = self.error, None
+        try:
+            ok = self.check_grpc(ep, expected, model) if grpc else self.wait_ready(ep, expected, 5)
+            return None if ok else (self.error or "failed")
+        finally:
+            self.error = saved
+
+    def grpc_url(self, method: str = TFS_PREDICT) -> str:
+        return f"http://127.0.0.1:{self.grpc_port}{method}"
 
     def rest_url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.rest_port}{path}"
