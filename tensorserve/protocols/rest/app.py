@@ -3,8 +3,8 @@
 TF Serving's URLs, JSON shapes and status codes (``routes.py``, ``json_decode.py``,
 ``json_encode.py``, ``json_examples.py``, ``status.py``); every model call goes through
 a ``service.api.ServiceAPI`` (in-process, or the model process over ``ipc/``).
-Beyond TF Serving: ``GET /v1/models``, OIP health and readiness under ``/v2``,
-gzip bodies, a body size limit (413), JSON 404s.
+Beyond TF Serving: ``GET /v1/models``, the Open Inference Protocol under ``/v2``
+(``oip.py``), gzip bodies, a body size limit (413), JSON 404s.
 A raw ASGI callable is used instead of a framework router: the route table is
 a handful of regexes, and BENCHMARKS.md measures the difference.
 """
