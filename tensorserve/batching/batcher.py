@@ -312,7 +312,11 @@ class BatchingServable:
             # TF Serving records each request's size once, before any splitting.
             requests = [n for unit in units if (n := unit.request_size()) is not None]
             self._observer.on_batch(self._model, signature, requests, padded, padded - total)
+        start = time.perf_counter()
         outputs = self._inner.run(signature, merged, _union_keys(units), timeout_s)
+        if self._observer is not None:
+            micros = (time.perf_counter() - start) * 1e6
+            self._observer.on_batch_run(self._model, self._version, padded, micros)
         for unit, rows in zip(units, padding.split_outputs(outputs, sizes, padded), strict=True):
             unit.succeed({key: rows[key] for key in unit.output_keys})
 

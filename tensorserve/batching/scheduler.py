@@ -58,6 +58,10 @@ class BatchObserver(Protocol):
         """One batch about to run: request sizes, padded size, padding rows."""
         ...
 
+    def on_batch_run(self, model: str, version: int, processed_size: int, micros: float) -> None:
+        """One batch of ``processed_size`` rows ran in ``micros`` (the runtime call)."""
+        ...
+
     def on_queue_latency(self, thread_pool_name: str, micros: float) -> None:
         """One task's time from enqueue to the start of its batch's processing."""
         ...
@@ -100,6 +104,12 @@ class SafeObserver:
             self._inner.on_queue_depth(model, signature, depth)
         except Exception:
             logger.exception("BatchObserver.on_queue_depth failed")
+
+    def on_batch_run(self, model: str, version: int, processed_size: int, micros: float) -> None:
+        try:
+            self._inner.on_batch_run(model, version, processed_size, micros)
+        except Exception:
+            logger.exception("BatchObserver.on_batch_run failed")
 
 
 T = TypeVar("T", bound="Task")

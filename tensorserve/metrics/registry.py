@@ -304,6 +304,10 @@ class BatchingMetrics:
             m.padding_size.observe((str(processed_size),), padding_rows)
             m.wrapped_run_count.add((), 1)
 
+    def on_batch_run(self, model: str, version: int, processed_size: int, micros: float) -> None:
+        """One batch ran: the per-version ``batch_stats`` of the inference statistics."""
+        self._m.statistics.record_batch(model, version, processed_size, micros)
+
     def on_queue_latency(self, thread_pool_name: str, micros: float) -> None:
         """One task waited ``micros`` between enqueue and the start of its batch."""
         with self._m.lock:

@@ -6,7 +6,8 @@ agree. Durations are cumulative nanoseconds. ``success``/``fail``: whole request
 model process (``request_latency``); ``compute_infer``: time in the runtime
 (``runtime_latency``, which includes a batching queue wait); ``queue`` stays 0 because the
 batching queue is inside that runtime time; ``inference_count`` counts samples (the batch
-dimension), ``execution_count`` runtime executions.
+dimension), ``execution_count`` runtime executions; ``batch_stats`` (when batching is on)
+counts the executed batches per size (padding included) and their runtime.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ class _Stats:
     durations: dict[str, list[int]] = field(
         default_factory=lambda: {stage: [0, 0] for stage in _STAGES}
     )
+    batches: dict[int, list[int]] = field(default_factory=dict)  # size -> [count, ns]
     inference_count: int = 0
     execution_count: int = 0
     last_inference_ms: int = 0
@@ -67,6 +69,13 @@ class InferenceStatistics:
             entry.add("compute_infer", int(latency_us * 1e3))
             entry.execution_count += 1
 
+    def record_batch(self, model: str, version: int, size: int, latency_us: float) -> None:
+        """One executed batch of ``size`` rows (padding included) that took ``latency_us``."""
+        with self._lock:
+            entry = self._entry(model, version).batches.setdefault(size, [0, 0])
+            entry[0] += 1
+            entry[1] += max(int(latency_us * 1e3), 0)
+
     def report(self, models: dict[str, list[int]]) -> list[dict[str, Any]]:
         """Entries for each (model, versions) asked, in that order; zeros for versions with
         no requests yet."""
@@ -89,5 +98,13 @@ def _entry_json(model: str, version: int, stats: _Stats | None) -> dict[str, Any
         "inference_stats": {
             stage: {"count": count, "ns": ns} for stage, (count, ns) in stats.durations.items()
         },
-        "batch_stats": [],
+        "batch_stats": [
+            {
+                "batch_size": size,
+                "compute_input": {"count": 0, "ns": 0},
+                "compute_infer": {"count": count, "ns": ns},
+                "compute_output": {"count": 0, "ns": 0},
+            }
+            for size, (count, ns) in sorted(stats.batches.items())
+        ],
     }

@@ -381,6 +381,7 @@ def test_padding_to_allowed_sizes_keeps_answers(
     stub: prediction_service_pb2_grpc.PredictionServiceStub,
 ) -> None:
     before = scrape(rest)
+    stats_before = _batch_stats(rest, "hp2")
     xs = np.asarray([1.0, -2.0, 7.5], np.float32)  # 3 rows -> padded to 4
     got = grpc_predict(stub, "hp2", {"x": xs})["y"]
     close(got, 0.5 * xs + 2.0)
@@ -397,6 +398,20 @@ def test_padding_to_allowed_sizes_keeps_answers(
 
     assert (delta("padding_size_count", "4"), delta("padding_size_sum", "4")) == (1, 1)
     assert (delta("padding_size_count", "8"), delta("padding_size_sum", "8")) == (1, 3)
+    # The Open Inference Protocol's batch statistics count the same executed batches.
+    stats_after = _batch_stats(rest, "hp2")
+    for size in (4, 8):
+        count, ns = stats_after.get(size, (0, 0))
+        assert count - stats_before.get(size, (0, 0))[0] == 1 and ns > 0
+
+
+def _batch_stats(rest: httpx.Client, model: str) -> dict[int, tuple[int, int]]:
+    stats = rest.get(f"/v2/models/{model}/stats").json()["model_stats"]
+    return {
+        b["batch_size"]: (b["compute_infer"]["count"], b["compute_infer"]["ns"])
+        for entry in stats
+        for b in entry["batch_stats"]
+    }
 
 
 @pytest.mark.parametrize("size", [9, 20, 32])

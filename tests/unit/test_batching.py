@@ -129,6 +129,7 @@ class Recorder:
         self.batches: list[tuple[str, str, tuple[int, ...], int, int]] = []
         self.latencies: list[tuple[str, float]] = []
         self.depths: list[int] = []
+        self.runs: list[tuple[str, int, int]] = []
         self._cond = threading.Condition()
 
     def on_batch(
@@ -138,6 +139,9 @@ class Recorder:
 
     def on_queue_latency(self, thread_pool_name: str, micros: float) -> None:
         self.latencies.append((thread_pool_name, micros))
+
+    def on_batch_run(self, model: str, version: int, processed: int, micros: float) -> None:
+        self.runs.append((model, version, processed))
 
     def on_queue_depth(self, model: str, signature: str, depth: int) -> None:
         with self._cond:
@@ -681,6 +685,7 @@ def test_observer_sees_batches_latencies_and_never_breaks_serving(env: Env) -> N
     servable = env.servable(max_batch_size=8)
     servable.run(SIG, request([1, 2]), ["y"])
     assert env.observer.batches == [("m", SIG, (2,), 2, 0)]
+    assert env.observer.runs == [("m", 1, 2)]
     assert [pool for pool, _ in env.observer.latencies] == ["test_pool"]
     assert env.observer.latencies[0][1] >= 0
 

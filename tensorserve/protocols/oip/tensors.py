@@ -102,6 +102,11 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
 
 
 def _numbers(name: str, datatype: str, data: list[Any], np_type: np.dtype[Any]) -> np.ndarray:
+    if np_type.kind == "f" and data and isinstance(_first(data), float | int):
+        try:  # the common case in one pass; anything odd is diagnosed below
+            return np.array(data, dtype=np_type)
+        except (ValueError, TypeError):
+            pass
     generic = np.asarray(data)
     if generic.dtype.kind not in "biuf" and generic.size:
         raise InvalidArgument(
@@ -120,6 +125,12 @@ def _numbers(name: str, datatype: str, data: list[Any], np_type: np.dtype[Any]) 
         raise InvalidArgument(
             f"Input '{name}' holds a value outside {datatype}'s range [{info.min}, {info.max}]"
         ) from None
+
+
+def _first(data: list[Any]) -> Any:
+    while isinstance(data, list) and data:
+        data = data[0]
+    return data
 
 
 def _kind(array: np.ndarray) -> str:
