@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from tensorserve import __version__
+from tensorserve.protocols.rest import openapi_oip
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 JSON_TYPE = "application/json"
@@ -336,14 +337,19 @@ def document(metrics_path: str | None = DEFAULT_METRICS_PATH, dashboard: bool = 
             "title": "tensorserve REST API",
             "version": __version__,
             "description": (
-                "TensorFlow Serving's REST API (g3doc/api_rest.md) plus tensorserve's "
+                "TensorFlow Serving's REST API (g3doc/api_rest.md), the Open Inference "
+                "Protocol under /v2 (docs/oip.md), and tensorserve's "
                 'additions. Errors are always {"error": "..."}. With --auth_token_file '
                 "every operation except health checks needs the bearer token."
             ),
         },
-        "paths": {**_model_paths(), **_server_paths(metrics_path, dashboard)},
+        "paths": {
+            **_model_paths(),
+            **_server_paths(metrics_path, dashboard),
+            **openapi_oip.paths(),
+        },
         "components": {
-            "schemas": _schemas(),
+            "schemas": {**_schemas(), **openapi_oip.schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}, {}],
