@@ -171,14 +171,16 @@ def _reshape(name: str, flat: np.ndarray, shape: Sequence[int]) -> np.ndarray:
     return flat.reshape(shape)
 
 
-def to_json(array: np.ndarray) -> list[Any]:
-    """The flat row-major ``data`` list of an output (BYTES as UTF-8 strings)."""
+def to_json(array: np.ndarray) -> list[Any] | np.ndarray:
+    """The flat row-major ``data`` of an output: a list of UTF-8 strings for BYTES, else a
+    contiguous numeric array for ``orjson.OPT_SERIALIZE_NUMPY`` (which writes each float in
+    its shortest round-tripping form; bfloat16, which orjson does not know, as float32)."""
     flat = array.reshape(-1)
     if flat.dtype == object or flat.dtype.kind in "SU":
         return [_text(v) for v in flat]
-    if flat.dtype.kind == "f" and flat.dtype.itemsize < 4:  # FP16 / BF16: JSON numbers
+    if flat.dtype.kind == "V":  # ml_dtypes.bfloat16
         flat = flat.astype(np.float32)
-    return flat.tolist()  # type: ignore[no-any-return]
+    return np.ascontiguousarray(flat)
 
 
 def _text(value: Any) -> str:
