@@ -60,11 +60,7 @@ class OipServicer(service_pb2_grpc.GRPCInferenceServiceServicer):  # type: ignor
         return encode_answer(answer, raw)
 
     async def ModelStatistics(self, request: Any, context: Context) -> Any:
-        version = infer.model_request(request.name or "-", request.version).version
-        if request.version and version is None:
-            raise InvalidArgument(
-                f"Statistics are kept per version number; got '{request.version}'"
-            )
+        version = infer.stats_version(request.version)
         stats = await self._service.statistics(request.name, version)
         return json_format.ParseDict({"model_stats": stats}, service_pb2.ModelStatisticsResponse())
 

@@ -43,6 +43,16 @@ def model_request(name: str, version: str) -> ServableRequest:
     return ServableRequest(name, label=version)
 
 
+def stats_version(version: str) -> int | None:
+    """The version a statistics request names ("" = every version); labels are refused,
+    since statistics are kept per version number."""
+    if not version:
+        return None
+    if not version.isdigit():
+        raise InvalidArgument(f"Statistics are kept per version number; got '{version}'")
+    return int(version)
+
+
 @dataclass(frozen=True, slots=True)
 class RequestedOutput:
     """One entry of ``outputs``: its name and whether it should travel as binary."""

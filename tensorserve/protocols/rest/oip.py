@@ -82,7 +82,7 @@ class OipRest:
             ready = await infer.model_ready(self._service, model)
             return (200 if ready else 503), orjson.dumps({"name": name, "ready": ready}), JSON, []
         if action == "stats":
-            stats = await self._service.statistics(name, _stats_version(model))
+            stats = await self._service.statistics(name, infer.stats_version(version))
             return _json({"model_stats": stats})
         return _json(await infer.model_metadata(self._service, model, query))
 
@@ -129,12 +129,6 @@ class OipRest:
         except FailedPrecondition as exc:  # the model list is not this API's to change
             return 409, orjson.dumps({"error": exc.message}), JSON, []
         return 200, b"", JSON, []
-
-
-def _stats_version(model: ServableRequest) -> int | None:
-    if model.label is not None:
-        raise InvalidArgument(f"Statistics are kept per version number; got label '{model.label}'")
-    return model.version
 
 
 def _json(doc: Any) -> Reply:
