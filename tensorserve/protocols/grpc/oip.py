@@ -121,7 +121,6 @@ def decode_request(request: Any) -> tuple[infer.InferRequest, bool]:
             infer.signature_of(parameters),
             outputs,
             bool(raw_inputs),
-            parameters,
         ),
         bool(raw_inputs),
     )

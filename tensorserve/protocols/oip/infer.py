@@ -9,7 +9,7 @@ version label (``/v2/models/m/versions/stable/infer``), since OIP has no labels 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,6 +25,7 @@ from tensorserve.service.api import Entrypoint, PredictCall, ServiceAPI
 PLATFORM = "tensorflow_savedmodel"
 SIGNATURE_PARAMETER = "signature_name"
 BASE_EXTENSIONS = ("binary_tensor_data", "parameters", "statistics")
+_INT64_MAX = 2**63 - 1
 
 
 def extensions(model_management: bool) -> tuple[str, ...]:
@@ -38,9 +39,21 @@ def model_request(name: str, version: str) -> ServableRequest:
         raise InvalidArgument("The model name is empty; expected the name of a served model")
     if not version:
         return ServableRequest(name)
-    if version.isdigit():
-        return ServableRequest(name, version=int(version))
-    return ServableRequest(name, label=version)
+    number = _number(version)
+    return (
+        ServableRequest(name, label=version)
+        if number is None
+        else ServableRequest(name, version=number)
+    )
+
+
+def _number(version: str) -> int | None:
+    """An ASCII decimal version number within int64, or None (then it is a label)."""
+    if not (version.isascii() and version.isdigit()):
+        return None
+    if int(version) > _INT64_MAX:
+        raise InvalidArgument(f"Failed to convert version: {version} to numeric.")
+    return int(version)
 
 
 def stats_version(version: str) -> int | None:
@@ -48,9 +61,10 @@ def stats_version(version: str) -> int | None:
     since statistics are kept per version number."""
     if not version:
         return None
-    if not version.isdigit():
+    number = _number(version)
+    if number is None:
         raise InvalidArgument(f"Statistics are kept per version number; got '{version}'")
-    return int(version)
+    return number
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +85,6 @@ class InferRequest:
     signature_name: str = ""
     outputs: tuple[RequestedOutput, ...] = ()
     binary_outputs: bool = False  # the request-level ``binary_data_output`` parameter
-    parameters: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -194,7 +194,6 @@ def decode_request(
         infer.signature_of(parameters),
         _outputs(doc.get("outputs")),
         binary_default,
-        parameters,
     )
 
 
