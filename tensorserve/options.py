@@ -127,6 +127,12 @@ class ServerOptions:
         "--model_repository subfolders)",
         extra=True,
     )
+    admin_token_file: str = _opt(
+        "",
+        "File holding the bearer token that calls changing what is served (ReloadConfig, "
+        "repository load/unload) must carry; empty: they take --auth_token_file's token",
+        extra=True,
+    )
     shutdown_grace_seconds: float = _opt(
         30.0, "On SIGTERM, how long in-flight requests may take to finish", extra=True
     )

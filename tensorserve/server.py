@@ -13,6 +13,7 @@ TF Serving's "Failed to start server" line before anything starts), then:
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import signal
 import socket
@@ -125,6 +126,40 @@ def _hold(name: str, host: str, port: int) -> socket.socket:
     return sock
 
 
+EXPOSED = "calls that change what is served are reachable without a token"
+
+
+def warn_exposure(options: ServerOptions, settings: Settings) -> None:
+    """Log a warning when calls that change the served models (gRPC ReloadConfig; repository
+    load/unload with --enable_model_management) answer anyone on a non-loopback address."""
+    if settings.admin_token is not None or settings.auth_token is not None:
+        return
+    if _loopback(options.bind_address):
+        return
+    calls = []
+    if options.port:
+        calls.append(f"gRPC ReloadConfig on port {options.port}")
+    if options.enable_model_management:
+        calls.append("repository load/unload (REST and gRPC)")
+    if calls:
+        log.warning(
+            "%s on %s: %s. Set --admin_token_file (or --auth_token_file), or bind to "
+            "127.0.0.1 with --bind_address",
+            EXPOSED.capitalize(),
+            options.bind_address,
+            "; ".join(calls),
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run(options: ServerOptions) -> int:
     """Parse settings, then serve until a signal stops the server."""
     logs.configure_logging(
@@ -139,6 +174,7 @@ def run(options: ServerOptions) -> int:
         lean_tensorflow_protos()  # the supervisor holds no model: keep TensorFlow out of it
     with _startup_errors(options.log_format == "json"):
         settings = load_settings(options)
+        warn_exposure(options, settings)
         if workers > 1:
             from tensorserve.processes.supervisor import Supervisor
 

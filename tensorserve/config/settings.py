@@ -61,6 +61,7 @@ class Settings:
     runtime: RuntimeSettings
     channel_arguments: tuple[tuple[str, str | int], ...]
     auth_token: str | None = None
+    admin_token: str | None = None  # state-changing calls; None: auth_token covers them
 
 
 def load_settings(options: ServerOptions) -> Settings:
@@ -74,6 +75,7 @@ def load_settings(options: ServerOptions) -> Settings:
             runtime=_runtime(options),
             channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
             auth_token=read_auth_token(options.auth_token_file),
+            admin_token=read_auth_token(options.admin_token_file, "--admin_token_file"),
         )
     except (
         ModelConfigError,
@@ -87,7 +89,7 @@ def load_settings(options: ServerOptions) -> Settings:
         raise StartupError(str(exc)) from exc
 
 
-def read_auth_token(path: str) -> str | None:
+def read_auth_token(path: str, flag: str = "--auth_token_file") -> str | None:
     """The bearer token in ``path`` (surrounding whitespace removed); None without a path."""
     if not path:
         return None
@@ -95,7 +97,7 @@ def read_auth_token(path: str) -> str | None:
         token = handle.read().strip()
     if not token or any(c.isspace() or not c.isprintable() for c in token):
         raise StartupError(
-            f"--auth_token_file: {path} must hold one token of printable, non-space "
+            f"{flag}: {path} must hold one token of printable, non-space "
             "characters (e.g. the output of `openssl rand -hex 32`)"
         )
     return token

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from tensorserve import logs
 from tensorserve.config.settings import Settings
 from tensorserve.options import ServerOptions
+from tensorserve.protocols.auth import Tokens
 from tensorserve.protocols.grpc.oip import OipServicer
 from tensorserve.protocols.grpc.server import GrpcOptions, GrpcServer
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
@@ -87,7 +88,7 @@ class Frontend:
                 tensor_content_outputs=opts.enable_serialization_as_tensor_content,
                 reuse_port=self._placement.reuse_port,
                 announce=self._placement.announce,
-                auth_token=self._settings.auth_token,
+                tokens=self._tokens(),
             ),
             PredictionServicer(self._service, opts.enable_serialization_as_tensor_content),
             ModelServicer(self._service),
@@ -105,11 +106,14 @@ class Frontend:
                 max_body_bytes=opts.rest_api_max_body_bytes,
                 metrics_path=metrics.path if metrics.enabled else None,
                 dashboard=opts.enable_dashboard,
-                auth_token=self._settings.auth_token,
+                tokens=self._tokens(),
                 model_management=opts.enable_model_management,
             ),
             access_log=logs.access_log if opts.access_log else None,
         )
+
+    def _tokens(self) -> Tokens:
+        return Tokens(self._settings.auth_token, self._settings.admin_token)
 
     def _rest_options(self) -> RestServerOptions:
         opts = self._options

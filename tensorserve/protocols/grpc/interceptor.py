@@ -38,9 +38,9 @@ Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
 class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Parse, map errors and log every unary-unary call of the wrapped services."""
 
-    def __init__(self, entrypoint: str = "GRPC", auth_token: str | None = None) -> None:
+    def __init__(self, entrypoint: str = "GRPC", tokens: auth.Tokens | None = None) -> None:
         self._entrypoint = entrypoint
-        self._auth_token = auth_token
+        self._tokens = tokens or auth.Tokens()
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
 
     async def intercept_service(
@@ -63,7 +63,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         parse: Callable[[bytes], Any] = handler.request_deserializer
         message_type = _message_type(parse)
         rpc = method.rsplit("/", 1)[-1]
-        token = None if method.startswith(_OPEN_SERVICE) else self._auth_token
+        admin = method in auth.STATE_CHANGING_RPCS
+        token = None if method.startswith(_OPEN_SERVICE) else self._tokens.required(admin)
 
         async def call(raw: bytes, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
@@ -71,7 +72,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             model = ""
             try:
                 if token is not None:
-                    _authenticate(context, token, method)
+                    _authenticate(context, token, method, admin)
                 request = _parse(parse, raw, message_type)
                 model = _model_name(request)
                 return await behavior(request, context)
@@ -105,13 +106,13 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         )
 
 
-def _authenticate(context: grpc.aio.ServicerContext, token: str, method: str) -> None:
+def _authenticate(context: grpc.aio.ServicerContext, token: str, method: str, admin: bool) -> None:
     presented = None
     for key, value in context.invocation_metadata() or ():
         if key == "authorization" and isinstance(value, str):
             presented = auth.bearer(value)
     if not auth.matches(presented, token):
-        raise Unauthenticated(auth.missing_message(method))
+        raise Unauthenticated(auth.missing_message(method, admin))
 
 
 def _parse(parse: Callable[[bytes], Any], raw: bytes, message_type: str) -> Any:

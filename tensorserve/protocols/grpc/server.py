@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tensorserve.config.settings import TlsConfig
+from tensorserve.protocols.auth import Tokens
 from tensorserve.protocols.grpc.interceptor import ServingInterceptor
 from tensorserve.protocols.grpc.oip import OipServicer
 from tensorserve.protocols.grpc.oip import add_to_server as add_oip
@@ -32,7 +33,7 @@ class GrpcOptions:
     tensor_content_outputs: bool = False
     reuse_port: bool = False  # several worker processes share the port (SO_REUSEPORT)
     announce: bool = True  # log the "Running gRPC ModelServer at" line (one worker does)
-    auth_token: str | None = None  # every call but grpc.health.v1 needs it (metadata)
+    tokens: Tokens = field(default_factory=Tokens)  # bearer tokens; grpc.health.v1 stays open
 
 
 def credentials(tls: TlsConfig) -> grpc.ServerCredentials:
@@ -66,7 +67,7 @@ class GrpcServer:
         self._server = grpc.aio.server(
             options=channel_options,
             maximum_concurrent_rpcs=options.max_concurrent_rpcs,
-            interceptors=[ServingInterceptor(auth_token=options.auth_token)],
+            interceptors=[ServingInterceptor(tokens=options.tokens)],
         )
         prediction_service_pb2_grpc_add(self._server, prediction, models)
         if oip is not None:

@@ -17,7 +17,7 @@ import os
 import time
 import zlib
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -76,7 +76,7 @@ class RestOptions:
     max_body_bytes: int = 256 << 20
     metrics_path: str | None = None
     dashboard: bool = True
-    auth_token: str | None = None
+    tokens: auth.Tokens = field(default_factory=auth.Tokens)
     model_management: bool = False  # lists OIP's model_repository extension
 
 
@@ -138,8 +138,8 @@ class RestApp:
         route: ModelRoute | None = None
         headers: Headers = []
         try:
-            if method != "OPTIONS" and self._options.auth_token is not None and _guarded(path):
-                self._authenticate(scope, path)
+            if method != "OPTIONS" and self._options.tokens.any and _guarded(path):
+                self._authenticate(scope, method, path)
             if method == "OPTIONS":  # CORS preflight, before routing (as http_server.cc)
                 status, payload = _preflight(scope)
             elif path[:4].lower() == "/v1/":
@@ -297,11 +297,13 @@ class RestApp:
         return body
 
     # ---- authentication -------------------------------------------------------------------
-    def _authenticate(self, scope: Scope, path: str) -> None:
+    def _authenticate(self, scope: Scope, method: str, path: str) -> None:
         """HttpError 401 unless the bearer header, the dashboard cookie or (on the page's
-        own URL) a ``token`` query parameter carries the token."""
-        token = self._options.auth_token
-        assert token is not None
+        own URL) a ``token`` query parameter carries the token the call needs."""
+        admin = method == "POST" and oip.changes_state(path)
+        token = self._options.tokens.required(admin)
+        if token is None:
+            return
         headers = _headers(scope)
         presented = [
             auth.bearer(headers.get(b"authorization", b"").decode("latin-1")),
@@ -312,7 +314,7 @@ class RestApp:
         if not any(auth.matches(p, token) for p in presented):
             raise HttpError(
                 401,
-                auth.missing_message(path),
+                auth.missing_message(path, admin),
                 [(b"www-authenticate", b'Bearer realm="tensorserve"')],
             )
 
@@ -342,10 +344,10 @@ class RestApp:
             view["rest"] = {
                 "pid": os.getpid(),
                 "metrics_path": self._options.metrics_path,
-                "auth": self._options.auth_token is not None,
+                "auth": self._options.tokens.inference is not None,
             }
             return 200, orjson.dumps(view, option=orjson.OPT_NON_STR_KEYS), JSON, _NO_STORE
-        token = self._options.auth_token
+        token = self._options.tokens.inference
         if path == dashboard.PREFIX and token is not None and _query_token(scope) is not None:
             # authenticated with the token in the URL: keep it in a cookie for the page's
             # API calls, and take it out of the address bar

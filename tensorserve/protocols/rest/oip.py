@@ -43,6 +43,11 @@ def is_oip(path: str) -> bool:
     return path == "/v2" or path.startswith("/v2/")
 
 
+def changes_state(path: str) -> bool:
+    """A repository load or unload (POST): the calls ``--admin_token_file`` guards."""
+    return _REPOSITORY.match(path) is not None
+
+
 class OipRest:
     """``handle(method, path, query, headers, body)`` -> (status, body, content type, headers)."""
 
