@@ -123,6 +123,11 @@ class ModelRepository:
                     "Loading from a base_path parameter is off: start the server with "
                     "--allow_load_base_path=true, or put the model under --model_repository"
                 )
+            if not os.path.isabs(given) or ".." in given.split(os.sep):
+                raise InvalidArgument(
+                    f"Parameter 'base_path' is {given!r}; expected an absolute path without "
+                    "'..' segments"
+                )
             return given
         root = self._options.root
         if not root:
