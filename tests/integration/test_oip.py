@@ -340,7 +340,8 @@ ERRORS = [
     ("/v2/models/half_plus_two/versions/9/infer", {"inputs": [X]}, 404, "9"),
     ("/v2/models/half_plus_two/versions/99999999999999999999/infer", {"inputs": [X]}, 400,
      "Failed to convert version"),
-    ("/v2/models/half_plus_two/versions/nolabel/infer", {"inputs": [X]}, 404, "nolabel"),
+    ("/v2/models/half_plus_two/versions/nolabel/infer", {"inputs": [X]}, 400,
+     "Unrecognized servable version label: nolabel"),  # TF Serving's answer, as on /v1
     ("/v2/models/half_plus_two/infer", {"inputs": [{**X, "shape": [3]}]}, 400, "needs 3"),
     ("/v2/models/half_plus_two/infer",
      {"inputs": [{**X, "datatype": "INT32", "data": [1.5, 2]}]}, 400, "fractional"),

@@ -102,18 +102,15 @@ def from_json(name: str, datatype: str, shape: Sequence[int], data: Any) -> np.n
 
 
 def _numbers(name: str, datatype: str, data: list[Any], np_type: np.dtype[Any]) -> np.ndarray:
-    if np_type.kind == "f" and data and isinstance(_first(data), float | int):
-        try:  # the common case in one pass; anything odd is diagnosed below
-            return np.array(data, dtype=np_type)
-        except (ValueError, TypeError):
-            pass
-    generic = np.asarray(data)
-    if generic.dtype.kind not in "biuf" and generic.size:
-        raise InvalidArgument(
-            f"Input '{name}' of datatype {datatype} holds {_kind(generic)}; expected numbers"
-        )
-    if np_type.kind not in "iu":
-        return generic.astype(np_type, copy=False)
+    if np_type.kind in "fV":  # V: ml_dtypes.bfloat16
+        try:
+            with np.errstate(over="raise"):
+                return _floats(name, datatype, data, np_type)
+        except FloatingPointError:
+            raise InvalidArgument(
+                f"Input '{name}' holds a value outside {datatype}'s range"
+            ) from None
+    generic = _generic(name, datatype, data)
     if generic.dtype.kind == "f" and not np.all(np.trunc(generic) == generic):
         raise InvalidArgument(
             f"Input '{name}' of datatype {datatype} holds fractional numbers; expected integers"
@@ -125,6 +122,24 @@ def _numbers(name: str, datatype: str, data: list[Any], np_type: np.dtype[Any]) 
         raise InvalidArgument(
             f"Input '{name}' holds a value outside {datatype}'s range [{info.min}, {info.max}]"
         ) from None
+
+
+def _floats(name: str, datatype: str, data: list[Any], np_type: np.dtype[Any]) -> np.ndarray:
+    if data and isinstance(_first(data), float | int):
+        try:  # the common case in one pass; anything odd is diagnosed below
+            return np.array(data, dtype=np_type)
+        except (ValueError, TypeError):
+            pass
+    return _generic(name, datatype, data).astype(np_type, copy=False)
+
+
+def _generic(name: str, datatype: str, data: list[Any]) -> np.ndarray:
+    generic = np.asarray(data)
+    if generic.dtype.kind not in "biuf" and generic.size:
+        raise InvalidArgument(
+            f"Input '{name}' of datatype {datatype} holds {_kind(generic)}; expected numbers"
+        )
+    return generic
 
 
 def _first(data: list[Any]) -> Any:

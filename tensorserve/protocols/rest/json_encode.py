@@ -84,7 +84,7 @@ def _tensor_json(name: str, arr: np.ndarray) -> Any:
     if arr.dtype.kind in "OSU":
         return _string_json(arr, name.endswith("_bytes"))
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        return orjson.Fragment(_nonfinite_text(arr))
+        return orjson.Fragment(nonfinite_text(arr))
     return arr if arr.ndim else arr[()]
 
 
@@ -95,11 +95,11 @@ def _row_values(name: str, arr: np.ndarray) -> list[Any] | np.ndarray:
         assert isinstance(nested, list)
         return nested
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        return [orjson.Fragment(_nonfinite_text(arr[i])) for i in range(arr.shape[0])]
+        return [orjson.Fragment(nonfinite_text(arr[i])) for i in range(arr.shape[0])]
     return arr
 
 
-def _nonfinite_text(arr: np.ndarray) -> bytes:
+def nonfinite_text(arr: np.ndarray) -> bytes:
     """JSON text of a float array with bare NaN/Infinity/-Infinity tokens.
 
     orjson writes non-finite floats as null, so zeros stand in for them and

@@ -14,11 +14,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import orjson
 
 from tensorserve.core.ids import ServableRequest
 from tensorserve.errors import FailedPrecondition, InvalidArgument, NotFound
 from tensorserve.protocols.oip import infer, tensors
+from tensorserve.protocols.rest import json_decode, json_encode
 from tensorserve.service.api import Entrypoint, ServiceAPI
 
 JSON = b"application/json"
@@ -143,8 +145,8 @@ def _json(doc: Any) -> Reply:
 def _object(raw: bytes | memoryview, what: str) -> dict[str, Any]:
     try:
         doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidArgument(f"The {what} is not valid JSON: {exc}") from None
+    except orjson.JSONDecodeError:  # NaN/Infinity tokens, or the error in TF Serving's words
+        doc = json_decode.loads(bytes(raw))
     if not isinstance(doc, dict):
         raise InvalidArgument(f"The {what} is a JSON {type(doc).__name__}; expected an object")
     return doc
@@ -268,6 +270,14 @@ def _outputs(raw: Any) -> tuple[infer.RequestedOutput, ...]:
     return tuple(out)
 
 
+def _data(array: Any) -> Any:
+    """An output's JSON ``data``; NaN and infinities as the bare tokens /v1 writes too."""
+    data = tensors.to_json(array)
+    if isinstance(data, np.ndarray) and data.dtype.kind == "f" and not np.isfinite(data).all():
+        return orjson.Fragment(json_encode.nonfinite_text(data))
+    return data
+
+
 def encode_answer(answer: infer.InferAnswer) -> Reply:
     """The JSON answer, or JSON header + binary outputs when any output travels binary."""
     outputs: list[dict[str, Any]] = []
@@ -279,7 +289,7 @@ def encode_answer(answer: infer.InferAnswer) -> Reply:
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
         else:
-            entry["data"] = tensors.to_json(out.array)
+            entry["data"] = _data(out.array)
         outputs.append(entry)
     doc: dict[str, Any] = {"model_name": answer.model_name, "model_version": answer.model_version}
     if answer.request_id:
