@@ -7,7 +7,7 @@ REST_PORT ?= 8501
 GRPC_PORT ?= 8500
 DEMO_DIR ?= demo_models
 
-.PHONY: setup serve test lint bench clean screenshot
+.PHONY: setup serve test lint bench clean screenshot fuzz
 
 setup: $(STAMP)
 
@@ -31,9 +31,16 @@ test: $(STAMP)
 screenshot: $(STAMP)
 	DASHBOARD_SCREENSHOT=docs/dashboard.png $(PY) -m pytest -q tests/integration/test_dashboard.py -k charts
 
+# Coverage-guided fuzzing of every client-facing decoder (fuzz/targets.py), SECONDS per
+# target, from the committed seeds in fuzz/corpus; not part of `make test`.
+SECONDS ?= 60
+fuzz: $(STAMP)
+	$(PY) -m pip install --quiet atheris==3.0.0
+	TF_CPP_MIN_LOG_LEVEL=3 $(PY) -m fuzz.run --seconds $(SECONDS)
+
 lint: $(STAMP)
-	$(VENV)/bin/ruff check tensorserve tests benchmarks
-	$(VENV)/bin/ruff format --check tensorserve tests benchmarks
+	$(VENV)/bin/ruff check tensorserve tests benchmarks fuzz
+	$(VENV)/bin/ruff format --check tensorserve tests benchmarks fuzz
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

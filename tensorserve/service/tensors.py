@@ -29,8 +29,9 @@ from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2
 from tensorserve import dtypes
 from tensorserve.errors import InvalidArgument
 
-MAX_RANK: Final = 254
-"""``TensorShape::MaxDimensions()``."""
+MAX_RANK: Final = 64
+"""numpy's limit on dimensions (TensorFlow's ``TensorShape::MaxDimensions()`` is 254; a tensor
+between the two cannot be decoded here, so it is refused as too deep, never an error)."""
 
 MAX_ELEMENTS: Final = 2**63 - 1
 """A shape whose element count overflows int64 is invalid, as in ``TensorShape::IsValid``."""
@@ -177,7 +178,8 @@ def _shape(shape_proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...]:
     shape = tuple(d.size for d in shape_proto.dim)
     if len(shape) > MAX_RANK:
         raise InvalidArgument(
-            f"TensorProto tensor_shape has {len(shape)} dimensions; at most {MAX_RANK} allowed"
+            f"TensorProto tensor_shape has {len(shape)} dimensions; at most {MAX_RANK} allowed "
+            "(numpy's limit)"
         )
     for index, size in enumerate(shape):
         if size < 0:
@@ -188,16 +190,17 @@ def _shape(shape_proto: tensor_shape_pb2.TensorShapeProto) -> tuple[int, ...]:
 
 
 def _num_elements(shape: tuple[int, ...]) -> int:
-    """Element count; overflowing int64 along the way is invalid (``TensorShape::IsValid``)."""
+    """Element count; overflowing int64 along the way is invalid (``TensorShape::IsValid``),
+    also behind a zero dimension (numpy cannot describe such an array, even empty)."""
     count = 1
     for size in shape:
-        count *= size
-        if count > MAX_ELEMENTS:
+        count *= size or 1
+        if count > MAX_ELEMENTS // 16:  # 16: the widest element, so the byte size fits too
             raise InvalidArgument(
                 f"TensorProto tensor_shape {format_shape(shape)} has too many elements "
-                f"(more than {MAX_ELEMENTS})"
+                f"(more than {MAX_ELEMENTS // 16})"
             )
-    return count
+    return 0 if 0 in shape else count
 
 
 def _from_content(

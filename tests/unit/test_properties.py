@@ -265,3 +265,17 @@ def test_the_reference_json_and_orjson_agree_on_float32_text() -> None:
     text = orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)
     assert np.array(json.loads(text), dtype=np.float32).tobytes() == values.tobytes()
     assert all(math.isfinite(v) for v in json.loads(text))
+
+
+@pytest.mark.parametrize("shape", [[0, 2**62, 2**62], [1] * 65])
+def test_shapes_numpy_cannot_hold_are_refused_not_crashed(shape: list[int]) -> None:
+    """Found by fuzzing: a zero dimension hid an overflowing product, and numpy holds at
+    most 64 dimensions; both raised numpy's ValueError (a 500) before."""
+    with pytest.raises(InvalidArgument):
+        oip.from_json("x", "FP32", shape, [])
+    proto = tensors.from_numpy(np.zeros(0, np.float32))
+    proto.tensor_shape.Clear()
+    for size in shape:
+        proto.tensor_shape.dim.add(size=size)
+    with pytest.raises(InvalidArgument):
+        tensors.to_numpy(proto)

@@ -249,7 +249,11 @@ BAD_PROTOS: dict[str, tuple[Callable[[], tensor_pb2.TensorProto], str]] = {
         "has too many elements",
     ),
     "unknown_rank": (_unknown_rank, "unknown_rank"),
-    "too_many_dims": (lambda: typed(dtypes.DT_FLOAT, [1] * 255), "255 dimensions; at most 254"),
+    "too_many_dims": (lambda: typed(dtypes.DT_FLOAT, [1] * 65), "65 dimensions; at most 64"),
+    "zero_dim_hides_overflow": (
+        lambda: typed(dtypes.DT_FLOAT, [0, 2**62, 2**62]),
+        "has too many elements",
+    ),
     "content_too_short": (
         lambda: typed(dtypes.DT_FLOAT, [2, 3], tensor_content=b"\0" * 20),
         "tensor_content has 20 bytes but shape [2,3] of DT_FLOAT needs 24 (6 elements of 4 bytes)",
@@ -259,8 +263,8 @@ BAD_PROTOS: dict[str, tuple[Callable[[], tensor_pb2.TensorProto], str]] = {
         "has 9 bytes but shape [1] of DT_INT64 needs 8",
     ),
     "content_for_huge_shape": (
-        lambda: typed(dtypes.DT_DOUBLE, [2**40, 2**20], tensor_content=b"\0" * 8),
-        "needs 9223372036854775808",
+        lambda: typed(dtypes.DT_DOUBLE, [2**40, 2**18], tensor_content=b"\0" * 8),
+        "needs 2305843009213693952",
     ),
     "content_for_empty_shape": (
         lambda: typed(dtypes.DT_FLOAT, [0], tensor_content=b"\0" * 4),

@@ -38,6 +38,8 @@ TO_DT: Final[dict[str, int]] = {
 FROM_DT: Final[dict[int, str]] = {code: name for name, code in TO_DT.items()}
 DATATYPES: Final = ", ".join(TO_DT)
 _LENGTH = struct.Struct("<I")
+_MAX_RANK = 64  # numpy's limit
+_MAX_ELEMENTS = (2**63 - 1) // 16  # so that the bytes of the widest element type fit
 
 
 def datatype_of(dt: int) -> str:
@@ -58,12 +60,17 @@ def numpy_type(name: str, datatype: str) -> np.dtype[Any]:
 
 
 def check_shape(name: str, shape: Any) -> tuple[int, ...]:
-    """A list of non-negative integers, as a tuple."""
+    """A list of non-negative integers whose elements an array can hold, as a tuple."""
     if not isinstance(shape, list | tuple) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
         raise InvalidArgument(
             f"Input '{name}' has shape {shape!r}; expected a list of non-negative integers"
+        )
+    if len(shape) > _MAX_RANK or math.prod(d or 1 for d in shape) > _MAX_ELEMENTS:
+        raise InvalidArgument(
+            f"Input '{name}' has shape {list(shape)}; at most {_MAX_RANK} dimensions and "
+            f"{_MAX_ELEMENTS} elements (counting a 0 dimension as 1) are allowed"
         )
     return tuple(shape)
 
@@ -179,6 +186,7 @@ def _as_bytes(name: str, value: Any) -> bytes:
 
 
 def _reshape(name: str, flat: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    check_shape(name, list(shape))
     if flat.size != _count(shape):
         raise InvalidArgument(
             f"Input '{name}' has {flat.size} elements but shape {list(shape)} needs {_count(shape)}"
@@ -214,7 +222,7 @@ def _text(value: Any) -> str:
 def from_binary(name: str, datatype: str, shape: Sequence[int], raw: memoryview) -> np.ndarray:
     """Raw little-endian bytes (or length-prefixed BYTES elements) as an array of ``shape``."""
     np_type = numpy_type(name, datatype)
-    count = _count(shape)
+    count = _count(check_shape(name, list(shape)))
     if datatype == "BYTES":
         return _reshape(name, _unpack_bytes(name, raw, count), shape)
     expected = count * np_type.itemsize
