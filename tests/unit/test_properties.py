@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+from fuzz.targets import SIGNATURE  # the fuzz target's signature: float, int64, string
 from tensorserve import dtypes
 from tensorserve.config.batching import BatchingConfigError, parse_batching_parameters
 from tensorserve.config.model_config import ModelConfigError, parse_model_server_config
@@ -171,14 +172,6 @@ def test_numpy_to_tensor_proto_matches_tensorflow(array: np.ndarray, as_content:
 
 
 # ---- TF Serving REST JSON -------------------------------------------------------------------
-SIGNATURE = SignatureSpec(
-    "serving_default",
-    "tensorflow/serving/predict",
-    {"a": TensorSpec("a:0", dtypes.DT_FLOAT, (-1, 2)),
-     "b": TensorSpec("b:0", dtypes.DT_INT64, (-1,)),
-     "s": TensorSpec("s:0", dtypes.DT_STRING, (-1,))},
-    {"y": TensorSpec("y:0", dtypes.DT_FLOAT, (-1,))},
-)  # fmt: skip
 SINGLE = SignatureSpec(
     "serving_default",
     "tensorflow/serving/predict",

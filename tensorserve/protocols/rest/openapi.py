@@ -13,23 +13,22 @@ import sys
 from typing import Any
 
 from tensorserve import __version__
-from tensorserve.protocols.rest import openapi_oip
 
 DEFAULT_METRICS_PATH = "/monitoring/prometheus/metrics"
 JSON_TYPE = "application/json"
 Schema = dict[str, Any]
 
 
-def _ref(name: str) -> Schema:
+def ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-def _json(schema: Schema, description: str) -> Schema:
+def json_content(schema: Schema, description: str) -> Schema:
     return {"description": description, "content": {JSON_TYPE: {"schema": schema}}}
 
 
 def _error(description: str) -> Schema:
-    return _json(_ref("Error"), description)
+    return json_content(ref("Error"), description)
 
 
 _ERRORS: dict[str, Schema] = {
@@ -103,7 +102,7 @@ def _schemas() -> dict[str, Schema]:
                 "models": {
                     "type": "array",
                     "items": {
-                        "allOf": [_ref("ModelStatus")],
+                        "allOf": [ref("ModelStatus")],
                         "type": "object",
                         "required": ["name"],
                         "properties": {"name": {"type": "string"}},
@@ -141,10 +140,10 @@ def _schemas() -> dict[str, Schema]:
             "anyOf": [
                 {"type": "number"},
                 {"type": "string"},
-                _ref("B64"),
+                ref("B64"),
                 {"type": "array", "minItems": 1, "items": {"type": "number"}},
                 {"type": "array", "minItems": 1, "items": {"type": "string"}},
-                {"type": "array", "minItems": 1, "items": _ref("B64")},
+                {"type": "array", "minItems": 1, "items": ref("B64")},
             ],
         },
         "B64": {
@@ -164,11 +163,11 @@ def _schemas() -> dict[str, Schema]:
             "required": ["examples"],
             "properties": {
                 "signature_name": {"type": "string"},
-                "context": {"type": "object", "additionalProperties": _ref("Feature")},
+                "context": {"type": "object", "additionalProperties": ref("Feature")},
                 "examples": {
                     "type": "array",
                     "minItems": 1,
-                    "items": {"type": "object", "additionalProperties": _ref("Feature")},
+                    "items": {"type": "object", "additionalProperties": ref("Feature")},
                 },
             },
         },
@@ -224,7 +223,7 @@ def _get(summary: str, params: list[Schema], reply: str) -> Schema:
         "get": {
             "summary": summary,
             "parameters": params,
-            "responses": {"200": _json(_ref(reply), "OK"), **_ERRORS},
+            "responses": {"200": json_content(ref(reply), "OK"), **_ERRORS},
         }
     }
 
@@ -234,14 +233,14 @@ def _post(summary: str, params: list[Schema], body: str, reply: str) -> Schema:
         "post": {
             "summary": summary,
             "parameters": params,
-            "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": _ref(body)}}},
-            "responses": {"200": _json(_ref(reply), "OK"), **_POST_ERRORS},
+            "requestBody": {"required": True, "content": {JSON_TYPE: {"schema": ref(body)}}},
+            "responses": {"200": json_content(ref(reply), "OK"), **_POST_ERRORS},
         }
     }
 
 
 def _simple(summary: str, schema: Schema, extra: dict[str, Schema] | None = None) -> Schema:
-    responses = {"200": _json(schema, "OK"), **(extra or {})}
+    responses = {"200": json_content(schema, "OK"), **(extra or {})}
     return {"get": {"summary": summary, "responses": responses, "security": []}}
 
 
@@ -252,7 +251,7 @@ def _server_paths(metrics_path: str | None, dashboard: bool) -> dict[str, Schema
         "required": ["name", "ready"],
         "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}},
     }
-    not_ready = {"503": _json(ready, "Not every configured model is available")}
+    not_ready = {"503": json_content(ready, "Not every configured model is available")}
     paths: dict[str, Schema] = {
         "/v1/models": _get("Every configured model with its version status", [], "ModelList"),
         "/v2/health/live": _simple(
@@ -266,7 +265,10 @@ def _server_paths(metrics_path: str | None, dashboard: bool) -> dict[str, Schema
         op = _simple(
             "Model readiness (Open Inference Protocol)",
             model_ready,
-            {"404": _error("Model not configured"), "503": _json(model_ready, "Not available")},
+            {
+                "404": _error("Model not configured"),
+                "503": json_content(model_ready, "Not available"),
+            },
         )
         op["get"]["parameters"] = params
         paths[path] = op
@@ -323,7 +325,7 @@ def _dashboard_paths() -> dict[str, Schema]:
         "/dashboard/api/overview": {
             "get": {
                 "summary": "What the dashboard shows: server, models and cumulative counters",
-                "responses": {"200": _json(overview, "OK"), "401": _ERRORS["401"]},
+                "responses": {"200": json_content(overview, "OK"), "401": _ERRORS["401"]},
             }
         },
     }
@@ -346,14 +348,20 @@ def document(metrics_path: str | None = DEFAULT_METRICS_PATH, dashboard: bool = 
         "paths": {
             **_model_paths(),
             **_server_paths(metrics_path, dashboard),
-            **openapi_oip.paths(),
+            **_oip().paths(),
         },
         "components": {
-            "schemas": {**_schemas(), **openapi_oip.schemas()},
+            "schemas": {**_schemas(), **_oip().schemas()},
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
         "security": [{"bearer": []}, {}],
     }
+
+
+def _oip() -> Any:
+    from tensorserve.protocols.rest import openapi_oip  # it builds on this module's helpers
+
+    return openapi_oip
 
 
 def dumps(doc: Schema) -> str:

@@ -6,10 +6,8 @@ Only the JSON form of ``infer`` is described as a schema: the binary extension
 
 from __future__ import annotations
 
-from typing import Any
+from tensorserve.protocols.rest.openapi import JSON_TYPE, Schema, json_content, ref
 
-Schema = dict[str, Any]
-JSON_TYPE = "application/json"
 DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
              "FP16", "FP32", "FP64", "BF16", "BYTES"]  # fmt: skip
 _MODEL = {
@@ -28,14 +26,6 @@ _VERSION = {
 _TARGETS = (("", [_MODEL]), ("/versions/{model_version}", [_MODEL, _VERSION]))
 
 
-def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: Schema, description: str) -> Schema:
-    return {"description": description, "content": {JSON_TYPE: {"schema": schema}}}
-
-
 def _errors(*codes: str) -> dict[str, Schema]:
     text = {
         "400": "Malformed request; says what was wrong and what was expected",
@@ -46,21 +36,22 @@ def _errors(*codes: str) -> dict[str, Schema]:
         "503": "The model is not available yet, or the server is shutting down",
         "504": "The computation took longer than --rest_api_timeout_in_ms",
     }
-    return {code: _json(_ref("Error"), text[code]) for code in codes}
+    return {code: json_content(ref("Error"), text[code]) for code in codes}
 
 
 def paths() -> dict[str, Schema]:
     out: dict[str, Schema] = {
         "/v2": {"get": {"summary": "Server metadata (OIP)", "responses": {
-            "200": _json(_ref("OipServerMetadata"), "OK"), **_errors("401")}}},
+            "200": json_content(ref("OipServerMetadata"), "OK"), **_errors("401")}}},
         "/v2/models/stats": {"get": {"summary": "Inference statistics of every model",
-            "responses": {"200": _json(_ref("OipStatistics"), "OK"), **_errors("401")}}},
+            "responses": {"200": json_content(ref("OipStatistics"), "OK"), **_errors("401")}}},
         "/v2/repository/index": {"post": {
             "summary": "Every model the repository knows, with its state",
             "requestBody": {"required": False, "content": {JSON_TYPE: {"schema": {
                 "type": "object", "properties": {"ready": {"type": "boolean"}}}}}},
-            "responses": {"200": _json({"type": "array", "items": _ref("OipIndexEntry")}, "OK"),
-                          **_errors("400", "401")}}},
+            "responses": {
+                "200": json_content({"type": "array", "items": ref("OipIndexEntry")}, "OK"),
+                **_errors("400", "401")}}},
     }  # fmt: skip
     for verb in ("load", "unload"):
         out[f"/v2/repository/models/{{model_name}}/{verb}"] = {
@@ -88,7 +79,7 @@ def paths() -> dict[str, Schema]:
                     },
                 ],
                 "responses": {
-                    "200": _json(_ref("OipModelMetadata"), "OK"),
+                    "200": json_content(ref("OipModelMetadata"), "OK"),
                     **_errors("400", "401", "404"),
                 },
             }
@@ -100,7 +91,7 @@ def paths() -> dict[str, Schema]:
                 "requestBody": {
                     "required": True,
                     "content": {
-                        JSON_TYPE: {"schema": _ref("OipInferRequest")},
+                        JSON_TYPE: {"schema": ref("OipInferRequest")},
                         "application/octet-stream": {
                             "schema": {"type": "string", "format": "binary"}
                         },
@@ -110,7 +101,7 @@ def paths() -> dict[str, Schema]:
                     "200": {
                         "description": "OK",
                         "content": {
-                            JSON_TYPE: {"schema": _ref("OipInferResponse")},
+                            JSON_TYPE: {"schema": ref("OipInferResponse")},
                             "application/octet-stream": {
                                 "schema": {"type": "string", "format": "binary"}
                             },
@@ -121,7 +112,7 @@ def paths() -> dict[str, Schema]:
             }
         }
         out[base + "/stats"] = {"get": {"summary": "Inference statistics", "parameters": params,
-            "responses": {"200": _json(_ref("OipStatistics"), "OK"),
+            "responses": {"200": json_content(ref("OipStatistics"), "OK"),
                           **_errors("400", "401", "404")}}}  # fmt: skip
     return out
 
