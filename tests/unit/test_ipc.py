@@ -67,7 +67,6 @@ def test_every_connected_worker_follows_each_change(tmp_path: Path) -> None:
         await host.start()
         workers: list[Any] = [await _worker(path), await _worker(path)]
         try:
-            await asyncio.sleep(0.05)
             service.change(True)
             for _remote, seen in workers:
                 await _settle(seen, True)

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -30,7 +31,6 @@ from tensorserve.protocols.rest import oip as oip_rest
 from tensorserve.servable import SignatureSpec, TensorSpec
 from tensorserve.service import tensors
 
-tf = pytest.importorskip("tensorflow")
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 NUMERIC_OIP = [d for d in oip.TO_DT if d not in ("BYTES", "BF16")]
 JSON_SCALARS = (
