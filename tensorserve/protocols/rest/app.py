@@ -56,7 +56,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 JSON = b"application/json"
-Reply = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]  # status, body, type, headers
+Reply = oip.Reply  # status, body, content type, headers
 _OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes need no token
 _NO_STORE = [(b"cache-control", b"no-store")]
 _OFFLOAD_BYTES = 1 << 20  # bodies above 1 MiB are parsed on a worker thread
@@ -148,12 +148,8 @@ class RestApp:
                 status, payload = await self._model_call(route, body)
             elif oip.is_oip(path):
                 body = await self._body(scope, receive) if method == "POST" else b""
-                query = {
-                    k: v[0]
-                    for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()
-                }
                 status, payload, ctype, headers = await self._oip.handle(
-                    method, path, query, _headers(scope), body
+                    method, path, _query(scope), _headers(scope), body
                 )
                 await self._send(send, status, payload, ctype, headers)
                 return status, None
@@ -366,9 +362,14 @@ def _guarded(path: str) -> bool:
     return path not in _OPEN_PATHS and parse_v2_ready(path) is None
 
 
+def _query(scope: Scope) -> dict[str, str]:
+    """The query string's parameters (the first value of each)."""
+    parsed = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {key: values[0] for key, values in parsed.items()}
+
+
 def _query_token(scope: Scope) -> str | None:
-    values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token")
-    return values[0] if values else None
+    return _query(scope).get("token")
 
 
 def _large(outputs: Mapping[str, Any]) -> bool:
