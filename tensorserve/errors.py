@@ -97,3 +97,19 @@ class Cancelled(ServingError):
 
 class Unauthenticated(ServingError):
     code = Code.UNAUTHENTICATED
+
+
+def drop_traceback(exc: BaseException | None) -> None:
+    """Forget the frames ``exc`` and the errors it was raised from hold.
+
+    An error kept past its handler (in a ``PredictCall``, a response being written, an
+    ipc reply) keeps every local of the frames it passed through alive, whole request
+    bodies among them; and once a frame refers back to the error, as a ``PredictCall``
+    holding its ``decode_error`` does, only the cyclic garbage collector frees them,
+    late and in bulk. The protocols call this where an error becomes an answer.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        exc.__traceback__ = None
+        exc = exc.__cause__ or exc.__context__

@@ -108,6 +108,7 @@ class ModelLifecycle:
             describe=self.describe,
             statistics=self.metrics.statistics.report,
             repository=self.repository,
+            max_tensor_elements=options.max_request_tensor_elements,
         )
         self.warmup = Warmup(
             options.enable_model_warmup,

@@ -80,6 +80,39 @@ class ServerOptions:
     rest_api_max_body_bytes: int = _opt(
         256 << 20, "Largest REST request body, after gzip (413 above)", extra=True
     )
+    rest_api_max_buffered_body_bytes: int = _opt(
+        1 << 30,
+        "REST request bodies one process holds at once; further requests wait to be read "
+        "(429 if still waiting after --rest_api_body_timeout_seconds)",
+        extra=True,
+    )
+    rest_api_max_header_bytes: int = _opt(
+        64 << 10, "Largest REST request line plus headers (431 above)", extra=True
+    )
+    rest_api_header_timeout_seconds: int = _opt(
+        30,
+        "A REST request's headers must arrive within this time of its first byte (408)",
+        extra=True,
+    )
+    rest_api_body_timeout_seconds: int = _opt(
+        60,
+        "A REST request's body must arrive within this time of its headers (408)",
+        extra=True,
+    )
+    rest_api_keepalive_timeout_seconds: int = _opt(
+        75, "Close a REST connection idle this long (before or between requests)", extra=True
+    )
+    rest_api_max_connections: int = _opt(
+        4096,
+        "Open REST connections per protocol process; a request beyond gets 429",
+        extra=True,
+    )
+    max_request_tensor_elements: int = _opt(
+        1 << 28,
+        "Most elements the input tensors of one predict/infer call may hold together "
+        "(RESOURCE_EXHAUSTED / 429 above; 0: no limit)",
+        extra=True,
+    )
     wait_for_initial_models: bool = _opt(
         True, "Open ports only after the initial models loaded or failed", extra=True
     )

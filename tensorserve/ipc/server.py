@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any
 
-from tensorserve.errors import Internal, ServingError, Unimplemented
+from tensorserve.errors import Internal, ServingError, Unimplemented, drop_traceback
 from tensorserve.ipc import protocol, wire
 from tensorserve.ipc.channel import Channel
 from tensorserve.service.api import SignatureChanged
@@ -69,6 +69,7 @@ class ServiceHost:
                 return
             channel.send(rid, wire.REPLY, await self._generic(meta))
         except (ServingError, SignatureChanged) as exc:
+            drop_traceback(exc)
             channel.send(rid, wire.ERROR, exc)
         except Exception as exc:
             log.exception("Unexpected error serving %s from a worker", meta[0])

@@ -21,6 +21,7 @@ from tensorserve.protocols.grpc.server import GrpcOptions, GrpcServer
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
 from tensorserve.protocols.oip import infer
 from tensorserve.protocols.rest.app import RestApp, RestOptions
+from tensorserve.protocols.rest.connection import ConnectionLimits
 from tensorserve.protocols.rest.server import RestServer, RestServerOptions
 from tensorserve.service.api import ServiceAPI
 
@@ -104,6 +105,8 @@ class Frontend:
                 timeout_s=timeout,
                 enable_cors=opts.rest_api_enable_cors_support,
                 max_body_bytes=opts.rest_api_max_body_bytes,
+                max_buffered_body_bytes=opts.rest_api_max_buffered_body_bytes,
+                body_timeout_s=opts.rest_api_body_timeout_seconds,
                 metrics_path=metrics.path if metrics.enabled else None,
                 dashboard=opts.enable_dashboard,
                 tokens=self._tokens(),
@@ -124,6 +127,12 @@ class Frontend:
             reuse_port=self._placement.reuse_port,
             grace_s=opts.shutdown_grace_seconds,
             announce=self._placement.announce,
+            limits=ConnectionLimits(
+                max_header_bytes=opts.rest_api_max_header_bytes,
+                header_timeout_s=opts.rest_api_header_timeout_seconds,
+                keepalive_timeout_s=opts.rest_api_keepalive_timeout_seconds,
+                max_connections=opts.rest_api_max_connections,
+            ),
         )
 
     def _on_readiness(self, ready: bool) -> None:

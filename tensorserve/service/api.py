@@ -25,7 +25,7 @@ from tensorflow_serving.apis import (
 
 from tensorserve import dtypes
 from tensorserve.core.ids import ServableRequest
-from tensorserve.errors import ServingError
+from tensorserve.errors import ServingError, drop_traceback
 from tensorserve.servable import SignatureSpec
 
 InputDtypes = tuple[tuple[str, int], ...]
@@ -81,6 +81,9 @@ class PredictCall:
     output_filter: tuple[str, ...] = ()
     decoded_for: InputDtypes | None = None
     decode_error: ServingError | None = None
+
+    def __post_init__(self) -> None:
+        drop_traceback(self.decode_error)  # it outlives its frames (see drop_traceback)
 
 
 @dataclass(frozen=True, slots=True)

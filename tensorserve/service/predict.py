@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tensorserve import dtypes, shapes
-from tensorserve.errors import FailedPrecondition, InvalidArgument
+from tensorserve.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from tensorserve.servable import DEFAULT_SIGNATURE, Servable, SignatureSpec
 
 
@@ -37,6 +37,18 @@ def select_signature(servable: Servable, name: str, rest: bool = False) -> Signa
     if not spec.outputs:
         raise FailedPrecondition(f'Serving signature "{key}" has no outputs to compute')
     return spec
+
+
+def check_size(inputs: Mapping[str, np.ndarray], limit: int) -> None:
+    """ResourceExhausted when the inputs hold more than ``limit`` elements together (0: any)."""
+    if limit <= 0:
+        return
+    count = sum(int(value.size) for value in inputs.values())
+    if count > limit:
+        raise ResourceExhausted(
+            f"The request's input tensors hold {count} elements; at most {limit} are "
+            "allowed per call (--max_request_tensor_elements raises the limit)"
+        )
 
 
 def check_inputs(spec: SignatureSpec, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -57,7 +57,7 @@ from tensorserve.service.api import (
 )
 from tensorserve.service.dispatch import Dispatcher
 from tensorserve.service.examples import CLASSIFY, REGRESS, ExamplesApi
-from tensorserve.service.predict import check_inputs, output_keys, select_signature
+from tensorserve.service.predict import check_inputs, check_size, output_keys, select_signature
 from tensorserve.service.repository import ModelRepository
 
 T = TypeVar("T")
@@ -116,8 +116,10 @@ class Service:
         describe: Callable[[], dict[str, Any]] | None = None,
         statistics: Callable[[dict[str, list[int]]], list[dict[str, Any]]] | None = None,
         repository: ModelRepository | None = None,
+        max_tensor_elements: int = 0,
     ) -> None:
         self.core = core
+        self._max_tensor_elements = max_tensor_elements
         self._executor = executor
         self._dispatcher = Dispatcher(executor, inline_budget_us)
         self._metrics = metrics
@@ -148,6 +150,7 @@ class Service:
                 raise SignatureChanged(spec)
             if call.decode_error is not None:
                 raise call.decode_error
+            check_size(call.inputs, self._max_tensor_elements)
             inputs = check_inputs(spec, call.inputs)
             keys = output_keys(spec, call.output_filter)
             outputs = await self._run(handle, spec.key, inputs, keys, timeout_s, "Predict")

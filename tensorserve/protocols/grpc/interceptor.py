@@ -26,7 +26,14 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from tensorserve import logs
-from tensorserve.errors import Code, Internal, InvalidArgument, ServingError, Unauthenticated
+from tensorserve.errors import (
+    Code,
+    Internal,
+    InvalidArgument,
+    ServingError,
+    Unauthenticated,
+    drop_traceback,
+)
 from tensorserve.protocols import auth
 from tensorserve.protocols.grpc.status import grpc_code, grpc_message
 
@@ -78,6 +85,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 return await behavior(request, context)
             except ServingError as exc:
                 code = exc.code
+                drop_traceback(exc)
                 await context.abort(grpc_code(exc.code), grpc_message(exc.message))
             except asyncio.CancelledError:
                 code = Code.CANCELLED

@@ -56,13 +56,16 @@ class GrpcServer:
         oip: OipServicer | None = None,
     ) -> None:
         self._options = options
-        channel_options: Sequence[tuple[str, str | int]] = (
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        defaults: dict[str, str | int] = {
+            "grpc.max_send_message_length": MAX_MESSAGE_BYTES,
+            "grpc.max_receive_message_length": MAX_MESSAGE_BYTES,
             # one process: a port already in use is an error, not shared; several: the
             # supervisor holds the port, so only this server's own workers can join it
-            ("grpc.so_reuseport", int(options.reuse_port)),
-            *options.channel_arguments,
+            "grpc.so_reuseport": int(options.reuse_port),
+        }
+        # --grpc_channel_arguments override the defaults (grpc would take the first of two)
+        channel_options: Sequence[tuple[str, str | int]] = tuple(
+            {**defaults, **dict(options.channel_arguments)}.items()
         )
         self._server = grpc.aio.server(
             options=channel_options,

@@ -4,7 +4,8 @@ TF Serving's URLs, JSON shapes and status codes (``routes.py``, ``json_decode.py
 ``json_encode.py``, ``json_examples.py``, ``status.py``); every model call goes through
 a ``service.api.ServiceAPI`` (in-process, or the model process over ``ipc/``).
 Beyond TF Serving: ``GET /v1/models``, the Open Inference Protocol under ``/v2``
-(``oip.py``), gzip bodies, a body size limit (413), JSON 404s.
+(``oip.py``), gzip bodies, JSON 404s, a body size limit (413), a body deadline (408) and
+a per-process budget of buffered bodies (``budget.py``; 429 when a body cannot wait).
 A raw ASGI callable is used instead of a framework router: the route table is
 a handful of regexes, and BENCHMARKS.md measures the difference.
 """
@@ -25,7 +26,7 @@ import orjson
 from google.protobuf import json_format
 
 from tensorserve.core.ids import ServableRequest
-from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable
+from tensorserve.errors import Code, InvalidArgument, ServingError, Unavailable, drop_traceback
 from tensorserve.metrics.endpoint import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from tensorserve.protocols import auth
 from tensorserve.protocols.oip import infer
@@ -37,6 +38,7 @@ from tensorserve.protocols.rest import (
     oip,
     openapi,
 )
+from tensorserve.protocols.rest.budget import ByteBudget, Reservation
 from tensorserve.protocols.rest.routes import ModelRoute, parse_v1, parse_v2_ready
 from tensorserve.protocols.rest.status import http_status
 from tensorserve.servable import SignatureSpec
@@ -60,6 +62,7 @@ Reply = oip.Reply  # status, body, content type, headers
 _OPEN_PATHS = frozenset({"/v2/health/live", "/v2/health/ready"})  # probes need no token
 _NO_STORE = [(b"cache-control", b"no-store")]
 _OFFLOAD_BYTES = 1 << 20  # bodies above 1 MiB are parsed on a worker thread
+_DEFLATE_RATIO = 1032  # the most a DEFLATE stream can inflate: a gzip body's reservation
 _CORS = [
     (b"access-control-allow-origin", b"*"),
     (b"access-control-allow-methods", b"POST, GET"),
@@ -74,6 +77,8 @@ class RestOptions:
     timeout_s: float | None = 30.0
     enable_cors: bool = False
     max_body_bytes: int = 256 << 20
+    max_buffered_body_bytes: int = 1 << 30  # all bodies held at once (budget.py)
+    body_timeout_s: float = 60.0  # from the headers to the body's last byte
     metrics_path: str | None = None
     dashboard: bool = True
     tokens: auth.Tokens = field(default_factory=auth.Tokens)
@@ -107,6 +112,7 @@ class RestApp:
         self._access_log = access_log
         self._extra_headers = _CORS if options.enable_cors else []
         self._openapi_body: bytes | None = None
+        self._budget = ByteBudget(options.max_buffered_body_bytes)
         self._oip = oip.OipRest(
             service,
             oip.OipOptions(options.timeout_s, infer.extensions(options.model_management)),
@@ -134,6 +140,15 @@ class RestApp:
     async def _dispatch(
         self, scope: Scope, receive: Receive, send: Send
     ) -> tuple[int, ModelRoute | None]:
+        held = Reservation(self._budget)
+        try:
+            return await self._serve(scope, receive, send, held)
+        finally:
+            held.release()  # the body and everything decoded from it are gone by now
+
+    async def _serve(
+        self, scope: Scope, receive: Receive, send: Send, held: Reservation
+    ) -> tuple[int, ModelRoute | None]:
         method, path = scope["method"], scope["path"]
         route: ModelRoute | None = None
         headers: Headers = []
@@ -144,10 +159,10 @@ class RestApp:
                 status, payload = _preflight(scope)
             elif path[:4].lower() == "/v1/":
                 route = parse_v1(method, path)
-                body = await self._body(scope, receive) if method == "POST" else b""
+                body = await self._body(scope, receive, held) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
             elif oip.is_oip(path):
-                body = await self._body(scope, receive) if method == "POST" else b""
+                body = await self._body(scope, receive, held) if method == "POST" else b""
                 status, payload, ctype, headers = await self._oip.handle(
                     method, path, _query(scope), _headers(scope), body
                 )
@@ -158,12 +173,14 @@ class RestApp:
                 await self._send(send, status, payload, ctype, headers)
                 return status, None
         except ServingError as exc:
+            drop_traceback(exc)
             status, payload = http_status(exc.code), json_encode.encode_error(exc.message)
         except HttpError as exc:
             status, payload = exc.status, json_encode.encode_error(exc.message)
             headers = exc.headers
         except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
+            drop_traceback(exc)
             message = f"Internal error: {type(exc).__name__}: {exc}"
             status, payload = http_status(Code.INTERNAL), json_encode.encode_error(message)
         await self._send(send, status, payload, JSON, headers)
@@ -279,16 +296,29 @@ class RestApp:
             models.append({"name": entry.name, **status})
         return orjson.dumps({"models": models})
 
-    async def _body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self._options.max_body_bytes
+    async def _body(self, scope: Scope, receive: Receive, held: Reservation) -> bytes:
+        """The whole body, within ``max_body_bytes`` and ``body_timeout_s``, reserved in the
+        process's body budget first (a gzip body: what it may inflate to)."""
+        opts = self._options
+        limit = opts.max_body_bytes
         headers = _headers(scope)
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        length = int(declared) if declared is not None and declared.isdigit() else None
+        if length is not None and length > limit:
             raise HttpError(
-                413, f"Request body of {int(declared)} bytes exceeds the limit of {limit} bytes"
+                413,
+                f"Request body of {length} bytes exceeds the limit of {limit} bytes "
+                "(--rest_api_max_body_bytes)",
             )
-        body = await _read_body(receive, limit)
-        if b"gzip" in headers.get(b"content-encoding", b"").lower():
+        gzipped = b"gzip" in headers.get(b"content-encoding", b"").lower()
+        try:
+            async with asyncio.timeout(opts.body_timeout_s):
+                if length is not None:
+                    await held.take(min(limit, length * _DEFLATE_RATIO) if gzipped else length)
+                body = await _read_body(receive, limit, None if length is not None else held)
+        except TimeoutError:
+            raise _body_timeout(opts.body_timeout_s, held.size == 0 and bool(length)) from None
+        if gzipped:
             body = _gunzip(body, limit)
         return body
 
@@ -399,7 +429,8 @@ def _headers(scope: Scope) -> Mapping[bytes, bytes]:
     return {k.lower(): v for k, v in scope["headers"]}
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes:
+async def _read_body(receive: Receive, limit: int, held: Reservation | None) -> bytes:
+    """Read to the end; ``held`` (a body of undeclared length) reserves chunk by chunk."""
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -409,10 +440,41 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise HttpError(413, f"Request body exceeds the limit of {limit} bytes")
+            raise HttpError(
+                413,
+                f"Request body exceeds the limit of {limit} bytes (--rest_api_max_body_bytes)",
+            )
+        if held is not None and not held.try_take(len(chunk)):
+            raise _buffers_full()
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def _body_timeout(timeout_s: float, waited_for_budget: bool) -> HttpError:
+    if waited_for_budget:
+        return HttpError(
+            429,
+            f"The server could not take this request's body within {timeout_s:g} s: it is "
+            "holding as many request bodies as --rest_api_max_buffered_body_bytes allows; "
+            "retry later",
+            [(b"connection", b"close"), (b"retry-after", b"1")],
+        )
+    return HttpError(
+        408,
+        f"Request body was not complete within {timeout_s:g} s of its headers; "
+        "--rest_api_body_timeout_seconds raises the limit",
+        [(b"connection", b"close")],
+    )
+
+
+def _buffers_full() -> HttpError:
+    return HttpError(
+        429,
+        "The server is holding as many request bodies as --rest_api_max_buffered_body_bytes "
+        "allows; retry later (or send a Content-Length, so the body waits its turn)",
+        [(b"connection", b"close"), (b"retry-after", b"1")],
+    )
 
 
 def _gunzip(body: bytes, limit: int) -> bytes:
@@ -422,7 +484,11 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     except zlib.error as exc:
         raise InvalidArgument(f"Request body is not valid gzip: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
-        raise HttpError(413, f"Decompressed request body exceeds the limit of {limit} bytes")
+        raise HttpError(
+            413,
+            f"Decompressed request body exceeds the limit of {limit} bytes "
+            "(--rest_api_max_body_bytes)",
+        )
     return out
 
 

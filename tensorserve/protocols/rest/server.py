@@ -1,5 +1,8 @@
 """The REST server: uvicorn (httptools + uvloop) on a socket this module binds itself.
 
+Connections get the limits of ``connection.py`` (header size and time, idle time,
+connections per process).
+
 Binding here, not in uvicorn, gives a clear error for a port in use and lets
 several worker processes share one port (``SO_REUSEPORT``). Only uvicorn's
 public ``Server.startup`` / ``main_loop`` / ``shutdown`` are used; signals
@@ -16,12 +19,13 @@ import shutil
 import socket
 import ssl
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import uvicorn
 
 from tensorserve.config.settings import TlsConfig
+from tensorserve.protocols.rest.connection import ConnectionLimits, protocol_class
 
 log = logging.getLogger(__name__)
 BACKLOG = 2048
@@ -35,6 +39,7 @@ class RestServerOptions:
     reuse_port: bool = False
     grace_s: float = 30.0
     announce: bool = True  # log the "Exporting HTTP/REST API at" line (one worker does)
+    limits: ConnectionLimits = field(default_factory=ConnectionLimits)
 
 
 class RestServer:
@@ -55,7 +60,7 @@ class RestServer:
         self.bound_port = int(self._socket.getsockname()[1])
         config = uvicorn.Config(
             self._app,
-            http="httptools",
+            http=protocol_class(opts.limits),  # httptools, with header/idle/connection limits
             loop="none",
             lifespan="off",
             access_log=False,
@@ -64,6 +69,7 @@ class RestServer:
             proxy_headers=False,  # no X-Forwarded-* rewriting: one middleware less per request
             timeout_graceful_shutdown=max(1, int(opts.grace_s)),
             backlog=BACKLOG,
+            timeout_keep_alive=opts.limits.keepalive_timeout_s,  # type: ignore[arg-type]
         )
         if opts.tls is not None:
             _load_tls(config, opts.tls)
