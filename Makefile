@@ -7,7 +7,7 @@ REST_PORT ?= 8501
 GRPC_PORT ?= 8500
 DEMO_DIR ?= demo_models
 
-.PHONY: setup serve test lint bench clean screenshot fuzz
+.PHONY: setup serve test lint bench clean screenshot fuzz soak
 
 setup: $(STAMP)
 
@@ -48,8 +48,13 @@ lint: $(STAMP)
 # make bench BENCH_ARGS="--quick --only tensorserve,litserve --scenarios mlp,memory"
 # (benchmarks/run.py --help lists the subjects and scenarios).
 BENCH_ARGS ?= --write BENCHMARKS.md
+MINUTES ?= 30
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_ARGS)
+
+# 30 minutes of mixed traffic while versions, config and worker processes change (BENCHMARKS.md).
+soak: $(STAMP)
+	$(PY) benchmarks/soak.py --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache

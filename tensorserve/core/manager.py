@@ -221,6 +221,12 @@ class AspiredVersionsManager:
                 harness.state = H.LOADING
                 if harness.attempts == 0:
                     events.append(StateEvent(harness.id, ManagerState.LOADING))
+                else:
+                    log_event(
+                        log, logging.INFO, f"Retrying of Loading servable: "
+                        f"{_debug_string(harness.id)} retry: {harness.attempts}",
+                        model=name, version=harness.id.version,
+                    )  # fmt: skip
                 jobs.append((self._load_executor, functools.partial(self._load, harness)))
             else:
                 harness.state = H.QUIESCING
@@ -256,27 +262,24 @@ class AspiredVersionsManager:
                 harness.retry_at = self._clock() + self._retry_interval
             else:
                 harness.state = H.ERROR
+        attempts = self._max_retries + 1
+        failed = f"attempt {harness.attempts} of {attempts} failed: {_status(error)}"
+        where = {"model": harness.id.name, "version": harness.id.version}
+        log_event(
+            log, logging.ERROR, f"Loading servable: {_debug_string(harness.id)} failed: "
+            f"{_status(error)}", **where,
+        )  # fmt: skip
         if retry:
-            log_event(
-                log,
-                logging.WARNING,
-                "Loading failed; will retry",
-                model=harness.id.name,
-                version=harness.id.version,
-                attempt=harness.attempts,
-                attempts=self._max_retries + 1,
-                retry_in_s=self._retry_interval,
-                error=error.message,
-            )
+            log_event(log, logging.WARNING, failed, **where, retry_in_s=self._retry_interval)
+            note = f"{failed} (retrying in {self._retry_interval:g} s)"
+            self._publish([StateEvent(harness.id, ManagerState.LOADING, note=note)])
         else:
-            log_event(
-                log,
-                logging.ERROR,
-                "Loading failed for good",
-                model=harness.id.name,
-                version=harness.id.version,
-                error=error.message,
-            )
+            if harness.attempts > 1:  # TF Serving's line when the retries ran out
+                log_event(
+                    log, logging.INFO, f"Retrying of Loading servable: {_debug_string(harness.id)} "
+                    f"exhausted max_num_retries: {self._max_retries}", **where,
+                )  # fmt: skip
+            log_event(log, logging.ERROR, f"{failed}; no retries left", **where)
             self._publish([StateEvent(harness.id, ManagerState.END, error)])
         self.wake()
 
@@ -294,6 +297,16 @@ class AspiredVersionsManager:
     def _publish(self, events: list[StateEvent]) -> None:
         for event in events:
             self._monitor.publish(event)
+
+
+def _debug_string(servable: ServableId) -> str:
+    """TF Serving's ``ServableId::DebugString()``: ``{name: m version: 1}``."""
+    return f"{{name: {servable.name} version: {servable.version}}}"
+
+
+def _status(error: ServingError) -> str:
+    """An error as TF Serving prints a ``Status``: ``NOT_FOUND: message``."""
+    return f"{error.code.name}: {error.message}"
 
 
 def _as_serving_error(exc: Exception) -> ServingError:

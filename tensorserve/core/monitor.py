@@ -19,11 +19,16 @@ from tensorserve.errors import Code, ServingError
 
 @dataclass(frozen=True, slots=True)
 class StateEvent:
-    """One published transition; ``error`` is set when a version ended by failing."""
+    """One published transition; ``error`` is set when a version ended by failing.
+
+    ``note`` is the status message of a state without an error: while a failed load waits
+    for its retry, the version is LOADING with the last attempt's error as its note.
+    """
 
     id: ServableId
     state: ManagerState
     error: ServingError | None = None
+    note: str = ""
 
 
 Listener = Callable[[StateEvent], None]
@@ -48,7 +53,7 @@ class ServableStateMonitor:
             version=event.id.version,
             state=event.state,
             error_code=error.code if error else Code.OK,
-            error_message=error.message if error else "",
+            error_message=error.message if error else event.note,
             since=time.time(),
         )
         with self._cond:

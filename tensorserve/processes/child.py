@@ -43,6 +43,28 @@ def lean_tensorflow_protos() -> None:
     sys.modules["tensorflow"] = package
 
 
+def read_spec(fd: int) -> bytes:
+    """The supervisor's pickled spec: an 8-byte big-endian length, then that many bytes.
+
+    Read with ``os.read``, never through a buffered file: a buffer would also swallow the
+    ``listen`` line the supervisor writes right after the spec to a replacement worker,
+    which then never opens its ports.
+    """
+    header = _read_exactly(fd, 8)
+    return _read_exactly(fd, int.from_bytes(header, "big"))
+
+
+def _read_exactly(fd: int, size: int) -> bytes:
+    chunks, left = [], size
+    while left:
+        chunk = os.read(fd, min(left, 1 << 20))
+        if not chunk:
+            raise EOFError(f"the supervisor closed stdin with {left} of {size} bytes unread")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
 def main(argv: list[str]) -> int:
     role, parent_pid, status_fd = argv[0], int(argv[1]), int(argv[2])
     die_with_parent(parent_pid)
@@ -53,7 +75,7 @@ def main(argv: list[str]) -> int:
     from tensorserve.processes.spec import StatusPipe
 
     enable_pickling()
-    spec = pickle.load(sys.stdin.buffer)
+    spec = pickle.loads(read_spec(sys.stdin.fileno()))
 
     status = StatusPipe(status_fd)
     if role == "model":

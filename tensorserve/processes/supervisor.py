@@ -128,7 +128,8 @@ class Supervisor:
         os.close(write_fd)
         spec = ChildSpec(role, self._options, self._settings, self._ipc_path, index)
         assert process.stdin is not None
-        process.stdin.write(pickle.dumps(spec))
+        data = pickle.dumps(spec)
+        process.stdin.write(len(data).to_bytes(8, "big") + data)  # child.read_spec's framing
         process.stdin.flush()
         child = Child(role, index, process, read_fd)
         self._children[(role, index)] = child

@@ -518,11 +518,16 @@ def test_ready_goes_back_to_503_when_a_configured_model_fails(reloading: Reloadi
     # --max_num_load_retries=2: three attempts, 0.3 s apart, before the version ended.
     logs = reloading.server.logs()
     assert logs.count("Loading servable model=gamma version=1 path=") == 3
+    # TF Serving's lines for each attempt and retry, then ours with the count
+    assert logs.count("Loading servable: {name: gamma version: 1} failed: ") == 3
     for attempt in (1, 2):
-        assert (
-            f"Loading failed; will retry model=gamma version=1 attempt={attempt} "
-            "attempts=3 retry_in_s=0.3"
-        ) in logs
+        assert f"Retrying of Loading servable: {{name: gamma version: 1}} retry: {attempt}" in logs
+        assert f"attempt {attempt} of 3 failed: " in logs
+    assert "attempt 3 of 3 failed: " in logs and "; no retries left" in logs
+    assert (
+        "Retrying of Loading servable: {name: gamma version: 1} exhausted max_num_retries: 2"
+        in logs
+    )
     assert reloading.ready() == 503
     assert reloading.http.get("/v2/models/gamma/ready").status_code == 503
     assert reloading.http.get("/v2/models/alpha/ready").status_code == 200

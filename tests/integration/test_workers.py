@@ -290,7 +290,8 @@ def load(
 
 
 def test_a_killed_worker_is_restarted_and_only_its_requests_fail(workers: Server) -> None:
-    victim = pids_of(workers, "worker")[0]
+    originals = pids_of(workers, "worker")
+    victim = originals[0]
     stop, results = threading.Event(), list[int]()
     threads = load(workers, stop, results)
     try:
@@ -303,8 +304,12 @@ def test_a_killed_worker_is_restarted_and_only_its_requests_fail(workers: Server
             "a replacement worker",
         )
         assert replaced
+        (replacement,) = set(pids_of(workers, "worker")) - set(originals)
         mark = len(results)
         wait_for(lambda: len(results) > mark + 100, "traffic after the restart")
+        time.sleep(2)  # a replacement that never opened its ports would have exited by now
+        assert alive(replacement)
+        assert replacement in pids_of(workers, "worker")
     finally:
         stop.set()
         for thread in threads:
@@ -314,6 +319,7 @@ def test_a_killed_worker_is_restarted_and_only_its_requests_fail(workers: Server
     assert all(s == 200 for s in results[-50:])
     assert "The worker 0 exited" in workers.logs() or "The worker 1 exited" in workers.logs()
     assert not alive(victim)
+    assert "exited (exit code 0)" not in workers.logs()  # replacements listen, and stay
 
 
 def test_a_killed_model_process_is_restarted_and_workers_say_so_meanwhile(

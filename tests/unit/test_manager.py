@@ -158,6 +158,15 @@ def test_failed_load_is_retried_at_the_interval_then_ends_with_the_error() -> No
     rig.manager.step()
     assert loader.loads == 1
     assert rig.states() == [(1, S.LOADING)]  # still loading while a retry is pending
+    # ... and the status says why (TF Serving shows nothing until the retries end)
+    assert rig.monitor.versions("m") == [
+        VersionStatus(
+            1,
+            S.LOADING,
+            Code.OK,
+            "attempt 1 of 3 failed: INVALID_ARGUMENT: bad graph (retrying in 10 s)",
+        )
+    ]
     rig.clock.advance(9.999)
     rig.steps()
     assert loader.loads == 1  # interval not yet over
@@ -165,6 +174,7 @@ def test_failed_load_is_retried_at_the_interval_then_ends_with_the_error() -> No
     rig.manager.step()
     assert loader.loads == 2
     assert rig.states() == [(1, S.LOADING)]
+    assert rig.monitor.versions("m")[0].error_message.startswith("attempt 2 of 3 failed: ")
     rig.clock.advance(10.0)
     rig.manager.step()
     assert loader.loads == 3  # 1 attempt + max_load_retries (2)
@@ -174,7 +184,7 @@ def test_failed_load_is_retried_at_the_interval_then_ends_with_the_error() -> No
     rig.clock.advance(1000.0)
     rig.steps()
     assert loader.loads == 3
-    assert rig.history() == [S.START, S.LOADING, S.END]
+    assert rig.history() == [S.START, S.LOADING, S.LOADING, S.LOADING, S.END]
     with pytest.raises(NotFound):
         rig.manager.acquire(ServableRequest("m"))
 
