@@ -15,7 +15,15 @@ _FALSE = {"false", "0", "no", "f", "n"}
 
 
 class CliError(ValueError):
-    """A flag combination that cannot start a server."""
+    """A flag combination that cannot start a server.
+
+    ``tf_serving`` is TF Serving's own message for it (printed as its ``Failed to start
+    server. Error: INVALID_ARGUMENT: ...`` line, which scripts grep); ``str()`` is ours.
+    """
+
+    def __init__(self, message: str, tf_serving: str = "") -> None:
+        super().__init__(message)
+        self.tf_serving = tf_serving
 
 
 def _bool(text: str) -> bool:
@@ -72,16 +80,28 @@ def validate(options: ServerOptions) -> None:
     """Start-up checks TF Serving makes, with messages that name the problem."""
     if not options.model_config_file and not options.model_base_path:
         raise CliError(
-            "Both --model_config_file and --model_base_path are empty! Give one of them."
+            "Both --model_config_file and --model_base_path are empty! Give one of them.",
+            "Both server_options.model_base_path and server_options.model_config_file are empty!",
         )
     if options.port == 0 and not options.grpc_socket_path and options.rest_api_port == 0:
         raise CliError(
-            "Nothing to serve on: --port is 0 and no --grpc_socket_path or --rest_api_port is set"
+            "Nothing to serve on: --port is 0 and no --grpc_socket_path or --rest_api_port is set",
+            "At least one of server_options.grpc_port or server_options.grpc_socket_path must "
+            "be set.",
         )
     if options.rest_api_port and options.rest_api_port == options.port:
-        raise CliError(f"--rest_api_port ({options.rest_api_port}) must differ from --port")
+        raise CliError(
+            f"--rest_api_port ({options.rest_api_port}) must differ from --port (TF Serving "
+            "would start without REST; tensorserve does not start half of what was asked)",
+            "server_options.http_port cannot be same as grpc_port. Please use a different port "
+            "for HTTP/REST API. Skipped exporting HTTP/REST API.",
+        )
     if options.batching_parameters_file and not options.enable_batching:
-        raise CliError("--batching_parameters_file is set but --enable_batching is not")
+        raise CliError(
+            "--batching_parameters_file is set but --enable_batching is not",
+            "server_options.batching_parameters_file is set without setting "
+            "server_options.enable_batching to true.",
+        )
     parallel = (
         options.tensorflow_session_parallelism,
         options.tensorflow_intra_op_parallelism,
@@ -89,7 +109,12 @@ def validate(options: ServerOptions) -> None:
     )
     if all(p > 0 for p in parallel):
         raise CliError(
-            "Set either --tensorflow_session_parallelism or the intra/inter-op flags, not all three"
+            "Set either --tensorflow_session_parallelism or the intra/inter-op flags, not all "
+            "three",
+            "Either configure server_options.tensorflow_session_parallelism or "
+            "(server_options.tensorflow_intra_op_parallelism, "
+            "server_options.tensorflow_inter_op_parallelism) separately. You cannot configure "
+            "all.",
         )
     if options.version_swap_policy not in ("availability_preserving", "resource_preserving"):
         raise CliError(f"--version_swap_policy: unknown policy '{options.version_swap_policy}'")
@@ -105,6 +130,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         options = parse_args(args)
     except CliError as exc:
+        if exc.tf_serving:
+            print(
+                f"Failed to start server. Error: INVALID_ARGUMENT: {exc.tf_serving}",
+                file=sys.stderr,
+            )
         print(f"tensorserve: error: {exc}", file=sys.stderr)
         return 2
     if options is None:

@@ -113,3 +113,21 @@ def drop_traceback(exc: BaseException | None) -> None:
         seen.add(id(exc))
         exc.__traceback__ = None
         exc = exc.__cause__ or exc.__context__
+
+
+class PortInUse(OSError):
+    """A port the server could not bind; ``protocol`` is ``"gRPC"`` or ``"REST"``."""
+
+    def __init__(self, protocol: str, host: str, port: int, reason: str) -> None:
+        super().__init__(f"{protocol} server could not start on {host}:{port} (in use?): {reason}")
+        self.protocol = protocol
+        self.host = host
+        self.port = port
+
+    def tf_serving_lines(self) -> tuple[tuple[str, ...], str]:
+        """TF Serving's lines before ``Failed to start server``, and its status."""
+        if self.protocol == "gRPC":
+            return (), "INVALID_ARGUMENT: Failed to BuildAndStart gRPC server"
+        return (f"Couldn't bind to port {self.port}",), (
+            f"UNAVAILABLE: Failed to start HTTP Server at {self.host}:{self.port}"
+        )

@@ -24,6 +24,7 @@ from typing import Any
 
 from tensorserve import logs
 from tensorserve.config.settings import Settings, StartupError, load_settings
+from tensorserve.errors import PortInUse
 from tensorserve.options import ServerOptions
 
 log = logging.getLogger("tensorserve.server")
@@ -81,11 +82,14 @@ def _startup_errors(json_logs: bool) -> Iterator[None]:
     try:
         yield
     except StartupError as exc:
-        message = f"Failed to start server. Error: {exc}"
-        if json_logs:
-            log.critical(message)
-        else:
-            print(message, file=sys.stderr)
+        lines = [*exc.before, f"Failed to start server. Error: {exc}"]
+        if exc.after:
+            lines.append(f"tensorserve: {exc.after}")
+        for line in lines:
+            if json_logs:
+                log.critical(line)
+            else:
+                print(line, file=sys.stderr)
         raise SystemExit(1) from exc
 
 
@@ -114,9 +118,7 @@ def _hold(name: str, host: str, port: int) -> socket.socket:
     try:
         probe.bind((host, port))
     except OSError as exc:
-        raise StartupError(
-            f"{name} server could not start on {host}:{port} (port in use?): {exc}"
-        ) from None
+        raise port_error(PortInUse(name, host, port, str(exc))) from None
     finally:
         probe.close()
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -185,5 +187,13 @@ def run(options: ServerOptions) -> int:
             import uvloop
 
             return uvloop.run(server.serve())
+        except PortInUse as exc:
+            raise port_error(exc) from exc
         except OSError as exc:
             raise StartupError(str(exc)) from exc
+
+
+def port_error(exc: PortInUse) -> StartupError:
+    """TF Serving's lines for a port in use, then ours."""
+    before, status = exc.tf_serving_lines()
+    return StartupError(status, before=before, after=str(exc))

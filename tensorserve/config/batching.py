@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from google.protobuf import text_format
-
-from tensorserve.config import protos
+from tensorserve.config import protos, textproto
 
 PAD_UP: Final = "PAD_UP"
 BATCH_PADDING_POLICIES: Final = frozenset({PAD_UP, "BATCH_DOWN", "MINIMIZE_TPU_COST_PER_REQUEST"})
@@ -159,13 +157,13 @@ def options_from_proto(message: Any) -> BatchingOptions:
     return BatchingOptions(**kwargs)
 
 
-def parse_batching_parameters(text: str) -> BatchingOptions:
+def parse_batching_parameters(text: str, source: str = "batching parameters") -> BatchingOptions:
     """Parse text-format ``BatchingParameters``; raises :class:`BatchingConfigError`."""
     message = protos.BatchingParameters()
     try:
-        text_format.Parse(text, message)
-    except text_format.ParseError as exc:
-        raise BatchingConfigError(f"Invalid BatchingParameters text proto: {exc}") from exc
+        textproto.parse(text, message, source)
+    except textproto.TextProtoError as exc:
+        raise BatchingConfigError(str(exc)) from exc
     return options_from_proto(message)
 
 
@@ -176,6 +174,6 @@ def load_batching_file(path: str | os.PathLike[str]) -> BatchingOptions:
     except (OSError, UnicodeDecodeError) as exc:
         raise BatchingConfigError(f"Cannot read batching parameters file {path}: {exc}") from exc
     try:
-        return parse_batching_parameters(text)
+        return parse_batching_parameters(text, os.fspath(path))
     except BatchingConfigError as exc:
         raise BatchingConfigError(f"{path}: {exc}") from exc

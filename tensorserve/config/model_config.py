@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from types import MappingProxyType
 
-from google.protobuf import text_format
 from tensorflow_serving.config import model_server_config_pb2
 
+from tensorserve.config import textproto
 from tensorserve.config.logging_config import LoggingConfigError, parse_logging_config
 from tensorserve.config.models import PLATFORM, ModelConfig, VersionPolicy
 
@@ -22,15 +22,15 @@ class ModelConfigError(ValueError):
     """A model config that tensorserve refuses, with the reason."""
 
 
-def parse_model_server_config(text: str, source: str = "model config") -> tuple[ModelConfig, ...]:
-    """Parse and validate a ``ModelServerConfig`` text proto."""
+def parse_model_server_config(
+    text: str, source: str = "model config", path: str = ""
+) -> tuple[ModelConfig, ...]:
+    """Parse and validate a ``ModelServerConfig`` text proto (``path``: the file it is)."""
     message = model_server_config_pb2.ModelServerConfig()
     try:
-        text_format.Parse(text, message)
-    except text_format.ParseError as exc:
-        raise ModelConfigError(
-            f"Invalid {source}: not a valid ModelServerConfig text proto: {exc}"
-        ) from exc
+        textproto.parse(text, message, path or source)
+    except textproto.TextProtoError as exc:
+        raise ModelConfigError(str(exc)) from exc
     return from_proto(message, source)
 
 
@@ -41,7 +41,7 @@ def load_model_config_file(path: str) -> tuple[ModelConfig, ...]:
             text = fh.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise ModelConfigError(f"Cannot read model config file {path}: {exc}") from exc
-    return parse_model_server_config(text, f"model config file {path}")
+    return parse_model_server_config(text, f"model config file {path}", path)
 
 
 def single_model_config(name: str, base_path: str) -> tuple[ModelConfig, ...]:

@@ -13,9 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Final
 
-from google.protobuf import text_format
-
-from tensorserve.config import protos
+from tensorserve.config import protos, textproto
 
 DEFAULT_METRICS_PATH: Final = "/monitoring/prometheus/metrics"
 
@@ -32,13 +30,13 @@ class MetricsOptions:
     path: str = DEFAULT_METRICS_PATH
 
 
-def parse_monitoring_config(text: str) -> MetricsOptions:
+def parse_monitoring_config(text: str, source: str = "monitoring config") -> MetricsOptions:
     """Parse a MonitoringConfig text proto (empty text: metrics off)."""
     message = protos.MonitoringConfig()
     try:
-        text_format.Parse(text, message)
-    except text_format.ParseError as err:
-        raise MonitoringConfigError(f"invalid MonitoringConfig text proto: {err}") from None
+        textproto.parse(text, message, source)
+    except textproto.TextProtoError as err:
+        raise MonitoringConfigError(str(err)) from err
     prometheus = message.prometheus_config
     options = MetricsOptions(bool(prometheus.enable), prometheus.path or DEFAULT_METRICS_PATH)
     if options.enabled:
@@ -64,8 +62,8 @@ def load_monitoring_file(path: str | os.PathLike[str]) -> MetricsOptions:
     except (OSError, UnicodeDecodeError) as err:
         raise MonitoringConfigError(
             f"cannot read monitoring config {os.fspath(path)!r}: {err}"
-        ) from None
+        ) from err
     try:
-        return parse_monitoring_config(text)
+        return parse_monitoring_config(text, os.fspath(path))
     except MonitoringConfigError as err:
-        raise MonitoringConfigError(f"{os.fspath(path)}: {err}") from None
+        raise MonitoringConfigError(f"{os.fspath(path)}: {err}") from err

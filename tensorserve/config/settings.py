@@ -9,10 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from google.protobuf import text_format
-
 from tensorserve.config import batching as batching_config
-from tensorserve.config import monitoring, protos
+from tensorserve.config import monitoring, protos, textproto
 from tensorserve.config.model_config import (
     ModelConfigError,
     load_model_config_file,
@@ -23,7 +21,16 @@ from tensorserve.options import ServerOptions
 
 
 class StartupError(Exception):
-    """The server cannot start; the message names the problem."""
+    """The server cannot start; the message names the problem.
+
+    ``before`` are lines printed ahead of TF Serving's ``Failed to start server`` line
+    (protobuf's parse error), ``after`` tensorserve's explanation printed below it.
+    """
+
+    def __init__(self, message: str, before: tuple[str, ...] = (), after: str = "") -> None:
+        super().__init__(message)
+        self.before = before
+        self.after = after
 
 
 class ChannelArgumentsError(ValueError):
@@ -84,9 +91,22 @@ def load_settings(options: ServerOptions) -> Settings:
         ChannelArgumentsError,
         OSError,
         UnicodeDecodeError,
-        text_format.ParseError,
+        textproto.TextProtoError,
     ) as exc:
-        raise StartupError(str(exc)) from exc
+        raise _startup_error(exc) from exc
+
+
+def _startup_error(exc: Exception) -> StartupError:
+    """TF Serving's status for a config file that does not parse or cannot be read (with
+    protobuf's line before it), then tensorserve's explanation; other errors as they are."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, textproto.TextProtoError):
+            return StartupError(seen.status, before=(seen.protobuf_line,), after=str(exc))
+        if isinstance(seen, OSError) and seen.filename:
+            return StartupError(textproto.os_error_status(seen), after=str(exc))
+        seen = seen.__cause__
+    return StartupError(str(exc))
 
 
 def read_auth_token(path: str, flag: str = "--auth_token_file") -> str | None:
@@ -139,11 +159,7 @@ def _metrics(options: ServerOptions) -> monitoring.MetricsOptions:
 def _tls(path: str) -> TlsConfig | None:
     if not path:
         return None
-    with open(path, encoding="utf-8") as fh:
-        try:
-            message = text_format.Parse(fh.read(), protos.SSLConfig())
-        except text_format.ParseError as exc:
-            raise StartupError(f"Invalid --ssl_config_file {path}: {exc}") from exc
+    message = textproto.parse(textproto.read(path), protos.SSLConfig(), path)
     if not message.server_key or not message.server_cert:
         raise StartupError(f"--ssl_config_file {path}: server_key and server_cert are required")
     return TlsConfig(
@@ -156,8 +172,8 @@ def _runtime(options: ServerOptions) -> RuntimeSettings:
     if options.tensorflow_session_config_file:
         from tensorflow.core.protobuf import config_pb2
 
-        with open(options.tensorflow_session_config_file, encoding="utf-8") as fh:
-            proto = text_format.Parse(fh.read(), config_pb2.ConfigProto())
+        path = options.tensorflow_session_config_file
+        proto = textproto.parse(textproto.read(path), config_pb2.ConfigProto(), path)
         config = proto.SerializeToString()
     both = options.tensorflow_session_parallelism
     return RuntimeSettings(

@@ -148,8 +148,12 @@ class FileSystemSource:
     def _aspired(self, config: ModelConfig) -> dict[int, str] | None:
         fs = self._filesystems(config.base_path)
         if not fs.isdir(config.base_path):
-            self._problem(
-                config, f"Could not find base path {config.base_path} for servable {config.name}"
+            self._problem(  # TF Serving's words, then what happens here
+                config,
+                "FileSystemStoragePathSource encountered a filesystem access error: Could not "
+                f"find base path {config.base_path} for servable {config.name} with error "
+                f"NOT_FOUND: {config.base_path} not found. The other models are served; this "
+                "path is polled again (logged once until it changes)",
             )
             return None
         versions = self._versions(fs, config)

@@ -116,13 +116,20 @@ def test_prometheus_endpoint(tfs_good_config: Endpoint) -> None:
 def test_bad_model_config_fails_at_start_up(tfs_testdata: Path) -> None:
     """``testBadModelConfig``: not a text proto -> the process exits non-zero and says why.
 
-    TF Serving's message is ``Error parsing text-format tensorflow.serving.ModelServerConfig``;
-    tensorserve names the file, the message type and the offending token instead.
+    TF Serving's two lines come first, exactly; tensorserve's explanation follows.
     """
     path = tfs_testdata / "bad_model_config.txt"
     done = run_server_expecting_exit([f"--model_config_file={path}"], START_TIMEOUT)
     assert done.returncode != 0
-    assert "Failed to start server" in done.stderr
+    lines = done.stderr.splitlines()
+    protobuf = (
+        "Error parsing text-format tensorflow.serving.ModelServerConfig: 1:1: Message type "
+        '"tensorflow.serving.ModelServerConfig" has no field named "improperly".'
+    )
+    failed = f"Failed to start server. Error: INVALID_ARGUMENT: Invalid protobuf file: '{path}'"
+    start = lines.index(protobuf)
+    assert lines[start + 1] == failed
+    assert lines[start + 2].startswith(f"tensorserve: {path} is not a valid")
     assert str(path) in done.stderr
     assert "ModelServerConfig" in done.stderr
     assert '"improperly"' in done.stderr

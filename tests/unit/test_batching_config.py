@@ -163,7 +163,11 @@ def test_invalid_values_are_named(text: str, message: str) -> None:
     ["max_batch_size: 5", "no_such_field { value: 1 }", "max_batch_size { value: 1", "}{"],
 )
 def test_text_format_errors(text: str) -> None:
-    with pytest.raises(BatchingConfigError, match=r"^Invalid BatchingParameters text proto: "):
+    expected = (
+        r"^batching parameters is not a valid tensorflow\.serving\.BatchingParameters text "
+        r"proto: line 1, column \d+: "
+    )
+    with pytest.raises(BatchingConfigError, match=expected):
         parse_batching_parameters(text)
 
 

@@ -207,7 +207,7 @@ def test_validation_errors(text: str, problem: str) -> None:
 @pytest.mark.parametrize(
     ("text", "problem"),
     [
-        ("model_config_list { config { name: 3 } }", "1:36 : "),
+        ("model_config_list { config { name: 3 } }", "line 1, column 36: "),
         ('model_config_list { config { nmae: "m" } }', 'has no field named "nmae"'),
         ('model_config_list { config { name: "m" }', "Expected"),
         (
@@ -218,7 +218,9 @@ def test_validation_errors(text: str, problem: str) -> None:
 )
 def test_bad_text_proto(text: str, problem: str) -> None:
     message = refused(text)
-    assert message.startswith("Invalid model config: not a valid ModelServerConfig text proto: ")
+    assert message.startswith(
+        "model config is not a valid tensorflow.serving.ModelServerConfig text proto: line 1, "
+    )
     assert problem in message
 
 
@@ -244,9 +246,9 @@ def test_tf_serving_bad_model_config() -> None:
     with pytest.raises(ModelConfigError) as info:
         load_model_config_file(str(path))
     assert str(info.value) == (
-        f"Invalid model config file {path}: not a valid ModelServerConfig text proto: "
-        '1:1 : Message type "tensorflow.serving.ModelServerConfig" has no field named '
-        '"improperly".'
+        f"{path} is not a valid tensorflow.serving.ModelServerConfig text "
+        'proto: line 1, column 1: Message type "tensorflow.serving.ModelServerConfig" has no '
+        'field named "improperly". (in: improperly formatted file)'
     )
 
 

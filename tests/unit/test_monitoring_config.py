@@ -48,7 +48,7 @@ def test_disabled_config_is_not_validated() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("prometheus_config {", "invalid MonitoringConfig text proto"),
+        ("prometheus_config {", "is not a valid tensorflow.serving.MonitoringConfig text proto"),
         ("prometheus_config { enabled: true }", 'no field named "enabled"'),
         ("monitoring { }", 'no field named "monitoring"'),
         ('prometheus_config { enable: true path: "metrics" }', "must start with '/'"),

@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from tensorserve.config.settings import TlsConfig
+from tensorserve.errors import PortInUse
 from tensorserve.protocols.auth import Tokens
 from tensorserve.protocols.grpc.interceptor import ServingInterceptor
 from tensorserve.protocols.grpc.oip import OipServicer
@@ -99,12 +100,17 @@ class GrpcServer:
                 else self._server.add_insecure_port(address)
             )
         except RuntimeError as exc:  # grpc.aio reports a failed bind this way
-            raise OSError(f"Could not bind gRPC to {address} (in use?): {exc}") from exc
+            raise self._in_use(address, str(exc)) from exc
         if port == 0 and not address.startswith("unix:"):
-            raise OSError(f"Could not bind gRPC to {address}")
+            raise self._in_use(address, "the address could not be bound")
         level = logging.INFO if self._options.announce else logging.DEBUG
         log.log(level, "Running gRPC ModelServer at %s ...", address)
         return int(port)
+
+    def _in_use(self, address: str, reason: str) -> OSError:
+        if address.startswith("unix:"):
+            return OSError(f"Could not bind gRPC to {address}: {reason}")
+        return PortInUse("gRPC", self._options.host, self._options.port, reason)
 
     async def set_serving(self, serving: bool) -> None:
         """Model-aware health: SERVING once the initial models are available."""

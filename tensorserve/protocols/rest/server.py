@@ -25,6 +25,7 @@ from typing import Any
 import uvicorn
 
 from tensorserve.config.settings import TlsConfig
+from tensorserve.errors import PortInUse
 from tensorserve.protocols.rest.connection import ConnectionLimits, protocol_class
 
 log = logging.getLogger(__name__)
@@ -106,9 +107,7 @@ def bind_tcp(host: str, port: int, reuse_port: bool) -> socket.socket:
         sock.setblocking(False)
     except OSError as exc:
         sock.close()
-        raise OSError(
-            f"REST server could not start on {host}:{port} (port in use?): {exc}"
-        ) from None
+        raise PortInUse("REST", host, port, str(exc)) from None
     return sock
 
 
