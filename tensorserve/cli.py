@@ -42,7 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve TensorFlow SavedModels over TF Serving's REST and gRPC APIs.",
         allow_abbrev=False,
     )
-    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    parser.add_argument(
+        "--version",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="print the version and exit (also --version=true, as TF Serving)",
+    )
     for f in option_fields():
         kind = (
             f.type
@@ -122,6 +129,16 @@ def validate(options: ServerOptions) -> None:
         raise CliError(f"--log_format must be text or json, got '{options.log_format}'")
     if not options.tags:
         raise CliError("--saved_model_tags is empty")
+    if options.use_alts_credentials:
+        raise CliError(
+            "--use_alts_credentials=true cannot be honoured: tensorserve has no ALTS "
+            "(Google's Application Layer Transport Security needs GCP's handshaker service). "
+            "Use --ssl_config_file for TLS; refusing rather than serving without the "
+            "security asked for",
+            "Either use_alts_credentials must be false or ssl_config_file must be empty."
+            if options.ssl_config_file
+            else "",
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

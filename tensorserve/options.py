@@ -69,6 +69,22 @@ class ServerOptions:
     enable_serialization_as_tensor_content: bool = _opt(
         False, "gRPC Predict outputs in tensor_content"
     )
+    platform_config_file: str = _opt(
+        "",
+        "PlatformConfigMap text proto; its tensorflow SessionBundleConfig (session config, "
+        "batching_parameters, saved_model_tags, warm-up) replaces the matching flags",
+    )
+    use_alts_credentials: bool = _opt(False, "Google ALTS credentials (refused: not available)")
+    mixed_precision: str = _opt("", "Mixed precision mode (accepted; no effect on CPU here)")
+    xla_cpu_compilation_enabled: bool = _opt(False, "XLA:CPU JIT (accepted; no effect)")
+    xla_gpu_compilation_enabled: bool = _opt(False, "XLA:GPU JIT (accepted; no effect)")
+    skip_initialize_tpu: bool = _opt(False, "Skip TPU initialisation (no TPU support; no effect)")
+    remove_unused_fields_from_bundle_metagraph: bool = _opt(
+        True, "Drop unused MetaGraphDef fields (the MetaGraphDef is not kept here)"
+    )
+    thread_pool_factory_config_file: str = _opt(
+        "", "ThreadPoolConfig text proto for custom thread pools (accepted; no effect)"
+    )
     # tensorserve's own flags
     num_workers: int = _opt(
         0,

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tensorserve import logs
-from tensorserve.config.settings import Settings, StartupError, load_settings
+from tensorserve.config.settings import Settings, StartupError, load_settings, startup_error
 from tensorserve.errors import PortInUse
 from tensorserve.options import ServerOptions
 
@@ -131,6 +131,50 @@ def _hold(name: str, host: str, port: int) -> socket.socket:
 EXPOSED = "calls that change what is served are reachable without a token"
 
 
+def effective_options(options: ServerOptions) -> ServerOptions:
+    """``options`` after ``--platform_config_file`` (which replaces the session, batching,
+    tag and warm-up flags), with a warning for each flag that has no effect here."""
+    from tensorserve.config import platform
+
+    for line in no_effect(options):
+        log.warning(line)
+    if not options.platform_config_file:
+        return options
+    try:
+        config = platform.load(options.platform_config_file)
+    except (ValueError, OSError) as exc:  # TextProtoError, PlatformConfigError, decoding
+        raise startup_error(exc) from exc
+    for name in config.ignored:
+        log.warning(
+            "--platform_config_file: SessionBundleConfig.%s has no effect in tensorserve", name
+        )
+    return config.apply(options)
+
+
+_NO_EFFECT = {
+    "mixed_precision": "mixed precision graph rewrites are not applied on this runtime",
+    "xla_cpu_compilation_enabled": "models run without XLA JIT compilation",
+    "xla_gpu_compilation_enabled": "models run without XLA JIT compilation",
+    "skip_initialize_tpu": "tensorserve has no TPU support to initialise",
+    "thread_pool_factory_config_file": "there are no custom thread pools to configure",
+    "remove_unused_fields_from_bundle_metagraph": "the MetaGraphDef is not kept after loading",
+}
+
+
+def no_effect(options: ServerOptions) -> list[str]:
+    """One warning per TF Serving flag set to a non-default value that changes nothing here."""
+    defaults = ServerOptions()
+    return [
+        f"--{name}={_flag_text(getattr(options, name))} has no effect in tensorserve: {why}"
+        for name, why in _NO_EFFECT.items()
+        if getattr(options, name) != getattr(defaults, name)
+    ]
+
+
+def _flag_text(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def warn_exposure(options: ServerOptions, settings: Settings) -> None:
     """Log a warning when calls that change the served models (gRPC ReloadConfig; repository
     load/unload with --enable_model_management) answer anyone on a non-loopback address."""
@@ -175,6 +219,7 @@ def run(options: ServerOptions) -> int:
 
         lean_tensorflow_protos()  # the supervisor holds no model: keep TensorFlow out of it
     with _startup_errors(options.log_format == "json"):
+        options = effective_options(options)
         settings = load_settings(options)
         warn_exposure(options, settings)
         if workers > 1:

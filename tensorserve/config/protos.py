@@ -79,6 +79,85 @@ def _monitoring_file() -> descriptor_pb2.FileDescriptorProto:
     return fdp
 
 
+def _session_bundle_file() -> descriptor_pb2.FileDescriptorProto:
+    """``SessionBundleConfig`` and ``SavedModelBundleSourceAdapterConfig``: what a
+    ``--platform_config_file``'s ``source_adapter_config`` Any holds."""
+    fdp = _file(
+        "tensorserve/session_bundle_config.proto",
+        [
+            "google/protobuf/wrappers.proto",
+            "tensorflow/core/protobuf/config.proto",
+            "tensorflow/core/protobuf/named_tensor.proto",
+            "tensorserve/batching_parameters.proto",
+        ],
+    )
+    i32 = ".google.protobuf.Int32Value"
+    named_tensor = ".tensorflow.NamedTensorProto"
+    warm = fdp.message_type.add(name="ModelWarmupOptions")
+    _field(warm, "num_request_iterations", 1, _F.TYPE_MESSAGE, i32)
+    _field(warm, "num_model_warmup_threads", 2, _F.TYPE_MESSAGE, i32)
+    _field(warm, "model_name", 3, _F.TYPE_STRING)
+    _field(warm, "model_version", 4, _F.TYPE_INT64)
+    _field(warm, "enable_all_batch_sizes_warmup", 5, _F.TYPE_BOOL)
+    msg = fdp.message_type.add(name="SessionBundleConfig")
+    for name, number, ftype, type_name, repeated in (
+        ("session_target", 1, _F.TYPE_STRING, "", False),
+        ("session_config", 2, _F.TYPE_MESSAGE, ".tensorflow.ConfigProto", False),
+        ("batching_parameters", 3, _F.TYPE_MESSAGE, f".{_PACKAGE}.BatchingParameters", False),
+        ("session_run_load_threadpool_index", 4, _F.TYPE_MESSAGE, i32, False),
+        ("experimental_transient_ram_bytes_during_load", 5, _F.TYPE_UINT64, "", False),
+        ("saved_model_tags", 6, _F.TYPE_STRING, "", True),
+        ("in_graph_batching_parameters", 7, _F.TYPE_MESSAGE, ".tensorflow.BatchingOptions", False),
+        ("experimental_fixed_input_tensors", 778, _F.TYPE_MESSAGE, named_tensor, True),
+        ("enable_model_warmup", 779, _F.TYPE_BOOL, "", False),
+        ("model_warmup_options", 780, _F.TYPE_MESSAGE, f".{_PACKAGE}.ModelWarmupOptions", False),
+        ("enable_session_metadata", 781, _F.TYPE_BOOL, "", False),
+        ("remove_unused_fields_from_bundle_metagraph", 782, _F.TYPE_BOOL, "", False),
+        ("prefer_tflite_model", 783, _F.TYPE_BOOL, "", False),
+        ("resource_estimation_uses_validation_result", 784, _F.TYPE_BOOL, "", False),
+        ("num_tflite_interpreters", 785, _F.TYPE_INT32, "", False),
+        ("num_tflite_interpreters_per_pool", 786, _F.TYPE_INT32, "", False),
+        ("num_tflite_pools", 787, _F.TYPE_INT32, "", False),
+        ("wrap_session_with_no_threading_params", 788, _F.TYPE_BOOL, "", False),
+        ("enable_per_model_batching_params", 789, _F.TYPE_BOOL, "", False),
+        ("enable_saved_model_config", 790, _F.TYPE_BOOL, "", False),
+        ("mixed_precision", 791, _F.TYPE_STRING, "", False),
+    ):  # fmt: skip
+        _field(msg, name, number, ftype, type_name, repeated)
+    adapter = fdp.message_type.add(name="SavedModelBundleSourceAdapterConfig")
+    _field(adapter, "legacy_config", 1000, _F.TYPE_MESSAGE, f".{_PACKAGE}.SessionBundleConfig")
+    return fdp
+
+
+def _add_with_dependencies(pool: descriptor_pool.DescriptorPool, file: Any, seen: set[str]) -> None:
+    if file.name in seen:
+        return
+    seen.add(file.name)
+    for dependency in file.dependencies:
+        _add_with_dependencies(pool, dependency, seen)
+    pool.AddSerializedFile(file.serialized_pb)
+
+
+@functools.cache
+def platform_pool() -> descriptor_pool.DescriptorPool:
+    """The pool that resolves a platform config's Any: ours plus TensorFlow's ConfigProto."""
+    from tensorflow.core.protobuf import config_pb2, named_tensor_pb2
+
+    pool = descriptor_pool.DescriptorPool()
+    seen: set[str] = set()
+    for file in (_wrappers.DESCRIPTOR, config_pb2.DESCRIPTOR, named_tensor_pb2.DESCRIPTOR):
+        _add_with_dependencies(pool, file, seen)
+    for fdp in (_batching_file(), _session_bundle_file()):
+        pool.Add(fdp)
+    return pool
+
+
+def SavedModelBundleSourceAdapterConfig() -> Any:
+    """A new ``tensorflow.serving.SavedModelBundleSourceAdapterConfig`` (of platform_pool)."""
+    name = f"{_PACKAGE}.SavedModelBundleSourceAdapterConfig"
+    return message_factory.GetMessageClass(platform_pool().FindMessageTypeByName(name))()
+
+
 @functools.cache
 def _pool() -> descriptor_pool.DescriptorPool:
     pool = descriptor_pool.DescriptorPool()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tensorserve.config import batching as batching_config
-from tensorserve.config import monitoring, protos, textproto
+from tensorserve.config import monitoring, platform, protos, textproto
 from tensorserve.config.model_config import (
     ModelConfigError,
     load_model_config_file,
@@ -92,11 +92,12 @@ def load_settings(options: ServerOptions) -> Settings:
         OSError,
         UnicodeDecodeError,
         textproto.TextProtoError,
+        platform.PlatformConfigError,
     ) as exc:
-        raise _startup_error(exc) from exc
+        raise startup_error(exc) from exc
 
 
-def _startup_error(exc: Exception) -> StartupError:
+def startup_error(exc: Exception) -> StartupError:
     """TF Serving's status for a config file that does not parse or cannot be read (with
     protobuf's line before it), then tensorserve's explanation; other errors as they are."""
     seen: BaseException | None = exc
@@ -143,6 +144,8 @@ def _models(options: ServerOptions) -> tuple[ModelConfig, ...]:
 
 
 def _batching(options: ServerOptions) -> batching_config.BatchingOptions | None:
+    if options.platform_config_file:  # it replaces --enable_batching and its file
+        return platform.load(options.platform_config_file).batching
     if not options.enable_batching:
         return None
     if options.batching_parameters_file:
@@ -169,7 +172,9 @@ def _tls(path: str) -> TlsConfig | None:
 
 def _runtime(options: ServerOptions) -> RuntimeSettings:
     config = b""
-    if options.tensorflow_session_config_file:
+    if options.platform_config_file:
+        config = platform.load(options.platform_config_file).session_config
+    elif options.tensorflow_session_config_file:
         from tensorflow.core.protobuf import config_pb2
 
         path = options.tensorflow_session_config_file
