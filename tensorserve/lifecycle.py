@@ -31,12 +31,13 @@ from tensorserve.core.manager import AspiredVersionsManager
 from tensorserve.core.monitor import ServableStateMonitor, StateEvent
 from tensorserve.core.policy import POLICIES
 from tensorserve.core.server_core import ServerCore
+from tensorserve.core.states import ManagerState
 from tensorserve.errors import InvalidArgument, ServingError
 from tensorserve.metrics.registry import BatchingMetrics, Metrics
 from tensorserve.options import ServerOptions
 from tensorserve.runtime import saved_model, tf_env
 from tensorserve.runtime.filesystem import filesystem_for
-from tensorserve.runtime.loader import SavedModelLoader
+from tensorserve.runtime.loader import SavedModelLoader, resident_bytes
 from tensorserve.servable import Servable
 from tensorserve.service.repository import ModelRepository, RepositoryOptions
 from tensorserve.service.request_logging import RequestLogging
@@ -71,6 +72,8 @@ class ModelLifecycle:
             policy=POLICIES[options.version_swap_policy],
             max_load_retries=options.max_num_load_retries,
             load_retry_interval_s=max(0, options.load_retry_interval_micros) / 1e6,
+            memory_limit_bytes=options.total_model_memory_limit_bytes,
+            rss=resident_bytes,
         )
         self.core = ServerCore(
             self.manager,
@@ -153,6 +156,8 @@ class ModelLifecycle:
 
     def _on_state(self, event: StateEvent) -> None:
         self.metrics.set_model_state(event.id.name, event.id.version, event.state.name)
+        if event.memory is not None or event.state is not ManagerState.AVAILABLE:
+            self.metrics.set_model_memory(event.id.name, event.id.version, event.memory)
         fields: dict[str, object] = {
             "model": event.id.name,
             "version": event.id.version,

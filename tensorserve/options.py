@@ -123,6 +123,12 @@ class ServerOptions:
         "Open REST connections per protocol process; a request beyond gets 429",
         extra=True,
     )
+    total_model_memory_limit_bytes: int = _opt(
+        0,
+        "Memory budget of all loaded versions together, by TF Serving's estimate (files' size "
+        "x 1.2); a load beyond it fails with RESOURCE_EXHAUSTED (0: no budget)",
+        extra=True,
+    )
     max_request_tensor_elements: int = _opt(
         1 << 28,
         "Most elements the input tensors of one predict/infer call may hold together "

@@ -45,11 +45,13 @@ class FakeLoader:
         *,
         fail_times: int = 0,
         error: Exception | None = None,
+        estimate: int = 0,
     ) -> None:
         self.name = name
         self.version = version
         self.fail_times = fail_times
         self.error: Exception = error or Unknown(f"load of {name}:{version} failed")
+        self.estimate = estimate
         self.loads = 0
         self.unloads = 0
         self.servable: FakeServable | None = None
@@ -60,6 +62,9 @@ class FakeLoader:
             raise self.error
         self.servable = FakeServable(self.name, self.version)
         return self.servable
+
+    def estimate_bytes(self) -> int:
+        return self.estimate
 
     def unload(self) -> None:
         self.unloads += 1

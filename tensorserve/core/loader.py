@@ -23,3 +23,10 @@ class Loader(Protocol):
     def unload(self) -> None:
         """Release everything ``load`` acquired."""
         ...
+
+    def estimate_bytes(self) -> int:
+        """Memory the loaded servable will take, estimated before loading (0: unknown).
+
+        Called on a load thread (it may read the files' sizes), before ``load``.
+        """
+        ...

@@ -30,9 +30,10 @@ from tensorserve.core.policy import (
     Policy,
     VersionSnapshot,
     availability_preserving,
+    resource_preserving,
 )
 from tensorserve.core.states import ManagerState
-from tensorserve.errors import NotFound, ServingError, Unknown
+from tensorserve.errors import NotFound, ResourceExhausted, ServingError, Unknown
 from tensorserve.logs import log_event
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class _Harness:
         "aspired",
         "attempts",
         "error",
+        "estimate",
+        "fits",
         "id",
         "inflight",
         "loader",
@@ -57,7 +60,7 @@ class _Harness:
         "state",
     )
 
-    def __init__(self, id: ServableId, loader: Loader) -> None:
+    def __init__(self, id: ServableId, loader: Loader, budgeted: bool = False) -> None:
         self.id = id
         self.loader = loader
         self.state = H.NEW
@@ -68,9 +71,11 @@ class _Harness:
         self.servable: Any = None
         self.inflight = 0
         self.next_loader: Loader | None = None  # re-aspired while going away
+        self.estimate: int | None = None  # bytes, once the load job has asked the loader
+        self.fits: bool | None = True if budgeted else None  # see VersionSnapshot.fits
 
     def snapshot(self) -> VersionSnapshot:
-        return VersionSnapshot(self.id.version, self.state, self.aspired, self.retry_at)
+        return VersionSnapshot(self.id.version, self.state, self.aspired, self.retry_at, self.fits)
 
 
 class AspiredVersionsManager:
@@ -86,6 +91,8 @@ class AspiredVersionsManager:
         max_load_retries: int = 5,
         load_retry_interval_s: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        memory_limit_bytes: int = 0,
+        rss: Callable[[], int] = lambda: 0,
     ) -> None:
         self._monitor = monitor
         self._load_executor = load_executor
@@ -94,6 +101,9 @@ class AspiredVersionsManager:
         self._max_retries = max(0, max_load_retries)
         self._retry_interval = max(0.0, load_retry_interval_s)
         self._clock = clock
+        self._limit = max(0, memory_limit_bytes)
+        self._rss = rss
+        self._reserved: dict[ServableId, int] = {}  # estimates of loading and loaded versions
         self._lock = threading.Lock()
         self._streams: dict[str, dict[int, _Harness]] = {}
         self._ready: dict[str, list[_Harness]] = {}
@@ -114,7 +124,7 @@ class AspiredVersionsManager:
                     harness.next_loader = None
             for version, loader in loaders.items():
                 if version not in stream:
-                    harness = _Harness(ServableId(name, version), loader)
+                    harness = _Harness(ServableId(name, version), loader, self._limit > 0)
                     stream[version] = harness
                     events.append(StateEvent(harness.id, ManagerState.START))
         self._publish(events)
@@ -211,7 +221,7 @@ class AspiredVersionsManager:
                 if harness.state is H.NEW:
                     events.append(StateEvent(harness.id, ManagerState.END, harness.error))
                 if harness.next_loader is not None:
-                    fresh = _Harness(harness.id, harness.next_loader)
+                    fresh = _Harness(harness.id, harness.next_loader, self._limit > 0)
                     stream[harness.id.version] = fresh
                     events.append(StateEvent(fresh.id, ManagerState.START))
         action = self._policy([h.snapshot() for h in stream.values()], now)
@@ -238,25 +248,66 @@ class AspiredVersionsManager:
 
     # ---- executor jobs -------------------------------------------------------------------
     def _load(self, harness: _Harness) -> None:
+        if not self._reserve(harness):
+            return
+        before = self._rss()
         try:
             servable = harness.loader.load()
         except Exception as exc:
             self._load_failed(harness, _as_serving_error(exc))
             return
+        growth = max(0, self._rss() - before)  # the process's: approximate if loads overlap
         with self._lock:
             harness.servable = servable
             harness.state = H.READY
             ready = self._ready.setdefault(harness.id.name, [])
             ready.append(harness)
             ready.sort(key=lambda h: h.id.version, reverse=True)
-        self._publish([StateEvent(harness.id, ManagerState.AVAILABLE)])
+        memory = (harness.estimate or 0, growth)
+        self._publish([StateEvent(harness.id, ManagerState.AVAILABLE, memory=memory)])
         self.wake()
 
-    def _load_failed(self, harness: _Harness, error: ServingError) -> None:
+    # ---- memory budget -------------------------------------------------------------------
+    def _reserve(self, harness: _Harness) -> bool:
+        """Reserve the version's estimate in the budget; False when the load must not run
+        now (it was sent back to make room, or failed with RESOURCE_EXHAUSTED)."""
+        if harness.estimate is None:
+            harness.estimate = _estimate(harness.loader)
+        estimate = harness.estimate
         with self._lock:
+            used = sum(self._reserved.values())
+            if not self._limit or used + estimate <= self._limit:
+                self._reserved[harness.id] = estimate
+                return True
+            if harness.fits and self._policy is resource_preserving and self._has_stale(harness):
+                harness.fits = False  # the policy unloads the old version first, then retries
+                harness.state = H.NEW
+                self.wake()
+                return False
+        error = ResourceExhausted(
+            f"Insufficient resources to load servable {_debug_string(harness.id)}: its memory "
+            f"estimate of {estimate} bytes (its files' size x {RAM_MULTIPLIER}) does not fit in "
+            f"--total_model_memory_limit_bytes={self._limit}, of which {used} bytes are held by "
+            "the versions loaded; they keep serving"
+        )
+        self._load_failed(harness, error, may_retry=False)
+        return False
+
+    def _has_stale(self, harness: _Harness) -> bool:
+        stream = self._streams.get(harness.id.name, {})
+        return any(not h.aspired and h.state is H.READY for h in stream.values())
+
+    def memory_reserved(self) -> int:
+        """Bytes the budget holds for loading and loaded versions."""
+        with self._lock:
+            return sum(self._reserved.values())
+
+    def _load_failed(self, harness: _Harness, error: ServingError, may_retry: bool = True) -> None:
+        with self._lock:
+            self._reserved.pop(harness.id, None)
             harness.attempts += 1
             harness.error = error
-            retry = harness.aspired and harness.attempts <= self._max_retries
+            retry = may_retry and harness.aspired and harness.attempts <= self._max_retries
             if retry:
                 harness.state = H.NEW
                 harness.retry_at = self._clock() + self._retry_interval
@@ -291,12 +342,26 @@ class AspiredVersionsManager:
         with self._lock:
             harness.state = H.DISABLED
             harness.servable = None
+            self._reserved.pop(harness.id, None)
         self._publish([StateEvent(harness.id, ManagerState.END)])
         self.wake()
 
     def _publish(self, events: list[StateEvent]) -> None:
         for event in events:
             self._monitor.publish(event)
+
+
+RAM_MULTIPLIER = 1.2
+"""TF Serving's ``kResourceEstimateRAMMultiplier``: a version's RAM is estimated as its files'
+size times this (``servables/tensorflow/util.cc``); loaders apply it."""
+
+
+def _estimate(loader: Loader) -> int:
+    try:
+        return max(0, int(loader.estimate_bytes()))
+    except Exception:
+        log.exception("Estimating the memory of a version failed; counting 0 bytes")
+        return 0
 
 
 def _debug_string(servable: ServableId) -> str:

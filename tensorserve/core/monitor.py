@@ -29,6 +29,7 @@ class StateEvent:
     state: ManagerState
     error: ServingError | None = None
     note: str = ""
+    memory: tuple[int, int] | None = None  # AVAILABLE: (estimated bytes, RSS growth in bytes)
 
 
 Listener = Callable[[StateEvent], None]
@@ -55,6 +56,8 @@ class ServableStateMonitor:
             error_code=error.code if error else Code.OK,
             error_message=error.message if error else event.note,
             since=time.time(),
+            memory_estimate_bytes=event.memory[0] if event.memory else 0,
+            rss_growth_bytes=event.memory[1] if event.memory else 0,
         )
         with self._cond:
             self._states.setdefault(event.id.name, {})[event.id.version] = status

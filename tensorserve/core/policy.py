@@ -35,6 +35,7 @@ class VersionSnapshot:
     state: HarnessState
     aspired: bool
     retry_at: float = 0.0  # a NEW version may not load before this monotonic time
+    fits: bool | None = None  # None: no memory budget; False: needs an old version's room
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,14 +80,21 @@ def resource_preserving(snaps: Sequence[VersionSnapshot], now: float) -> Action 
     """Unload every un-aspired version first, then load: never two versions in memory.
 
     Trades a short unavailability during a swap for half the peak memory
-    (TF Serving's ``ResourcePreservingPolicy``; selectable here by flag).
+    (TF Serving's ``ResourcePreservingPolicy``; selectable here by flag). With a memory
+    budget (``fits`` not None) the new version loads first, beside the old one, unless
+    its load found it does not fit (``fits`` False): then the old one goes first.
     """
     if _busy(snaps):
         return None
     stale = [s.version for s in snaps if not s.aspired and s.state is HarnessState.READY]
-    if stale:
+    load = _next_load(snaps, now)
+    if stale and not (load is not None and _fits(snaps, load.version)):
         return Action("unload", min(stale))
-    return _next_load(snaps, now)
+    return load
+
+
+def _fits(snaps: Sequence[VersionSnapshot], version: int) -> bool:
+    return any(s.version == version and s.fits is True for s in snaps)
 
 
 POLICIES: dict[str, Policy] = {

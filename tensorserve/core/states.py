@@ -32,3 +32,5 @@ class VersionStatus:
     error_code: Code = Code.OK
     error_message: str = ""
     since: float = field(default=0.0, compare=False)
+    memory_estimate_bytes: int = field(default=0, compare=False)  # when AVAILABLE
+    rss_growth_bytes: int = field(default=0, compare=False)  # the load's, when AVAILABLE

@@ -410,9 +410,17 @@ class Metrics:
             "tensorserve_model_warmup_records_read", "counter", ("model_path", "status"),
             "Warmup records replayed from assets.extra/tf_serving_warmup_requests.",
         )  # fmt: skip
+        self.memory_estimate = _Scalar(
+            "tensorserve_model_memory_estimate_bytes", "gauge", ("model_name", "version"),
+            "Memory estimated for each loaded version before its load (files' size x 1.2).",
+        )  # fmt: skip
+        self.load_rss_growth = _Scalar(
+            "tensorserve_model_load_rss_growth_bytes", "gauge", ("model_name", "version"),
+            "Growth of the model process's resident memory while each loaded version loaded.",
+        )  # fmt: skip
         self.serve_families: tuple[_Family, ...] = (
             self.model_state, self.in_flight, self.batch_queue_depth, self.serve_latency,
-            self.warmup_records,
+            self.warmup_records, self.memory_estimate, self.load_rss_growth,
         )  # fmt: skip
 
     # -- request path --------------------------------------------------------------------------
@@ -511,6 +519,17 @@ class Metrics:
         with self.lock:
             self.warmup_latency.observe((model_path, status), max(latency_us, 0.0))
             self.warmup_records.add((model_path, status), records)
+
+    def set_model_memory(self, model: str, version: int, memory: tuple[int, int] | None) -> None:
+        """A loaded version's (estimate, RSS growth) in bytes; None: it is not loaded."""
+        key = (model, str(version))
+        with self.lock:
+            if memory is None:
+                self.memory_estimate.points.pop(key, None)
+                self.load_rss_growth.points.pop(key, None)
+            else:
+                self.memory_estimate.set(key, memory[0])
+                self.load_rss_growth.set(key, memory[1])
 
     def set_model_state(self, model: str, version: int, state_name: str) -> None:
         """Mark ``state_name`` (one of :data:`MODEL_STATES`) as the version's only state."""

@@ -9,12 +9,14 @@ closes what was opened and raises, so the harness can retry.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
 
 from tensorserve import logs
 from tensorserve.config.settings import RuntimeSettings
+from tensorserve.core.manager import RAM_MULTIPLIER
 from tensorserve.runtime import saved_model
 from tensorserve.servable import Servable
 
@@ -84,6 +86,10 @@ class SavedModelLoader:
         if self._on_load is not None:
             self._on_load(self.path, ok, (time.perf_counter() - start) * 1e6)
 
+    def estimate_bytes(self) -> int:
+        """TF Serving's estimate: the version folder's files' size x 1.2 (no padding)."""
+        return int(folder_bytes(self.path) * RAM_MULTIPLIER)
+
     def unload(self) -> None:
         servable, self._servable = self._servable, None
         if servable is not None:
@@ -91,3 +97,23 @@ class SavedModelLoader:
         logs.log_event(
             log, logging.INFO, "Unloaded servable version", model=self.model, version=self.version
         )
+
+
+def folder_bytes(path: str) -> int:
+    """Total size of the files under ``path`` (any filesystem TensorFlow reads)."""
+    import tensorflow as tf
+
+    total = 0
+    for folder, _dirs, files in tf.io.gfile.walk(path):
+        for name in files:
+            total += tf.io.gfile.stat(tf.io.gfile.join(folder, name)).length
+    return total
+
+
+def resident_bytes() -> int:
+    """This process's resident memory (``/proc/self/statm``; 0 where there is none)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0

@@ -562,6 +562,8 @@ def model_overview(config: ModelConfig, versions: Sequence[VersionStatus]) -> di
                 "since": v.since,
                 "error_code": v.error_code.name,
                 "error_message": v.error_message,
+                "memory_estimate_bytes": v.memory_estimate_bytes,
+                "rss_growth_bytes": v.rss_growth_bytes,
             }
             for v in versions
         ],

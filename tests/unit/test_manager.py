@@ -56,6 +56,7 @@ def make_rig(
     interval_s: float = 10.0,
     queued_loads: bool = False,
     queued_unloads: bool = False,
+    memory_limit: int = 0,
     resource: bool = False,
 ) -> Rig:
     monitor = ServableStateMonitor()
@@ -72,6 +73,7 @@ def make_rig(
         max_load_retries=retries,
         load_retry_interval_s=interval_s,
         clock=clock,
+        memory_limit_bytes=memory_limit,
     )
     rig = Rig(manager, monitor, clock, loads, unloads)
     monitor.add_listener(rig.events.append)
@@ -539,3 +541,73 @@ def test_monitor_wait_until_times_out_and_succeeds() -> None:
     assert monitor.wait_until(lambda: bool(monitor.available("m")), 0.0) is False
     monitor.publish(StateEvent(ServableId("m", 1), S.AVAILABLE))
     assert monitor.wait_until(lambda: bool(monitor.available("m")), 0.0) is True
+
+
+# ---- memory budget (--total_model_memory_limit_bytes) -------------------------------------------
+def test_a_load_beyond_the_budget_fails_and_the_served_model_stays() -> None:
+    rig = make_rig(memory_limit=100, retries=3)
+    rig.aspire("m", {1: FakeLoader("m", 1, estimate=60)})
+    rig.steps()
+    big = FakeLoader("n", 1, estimate=50)
+    rig.aspire("n", {1: big})
+    rig.steps()
+    assert big.loads == 0  # refused before loading, and never retried
+    (status,) = rig.monitor.versions("n")
+    assert (status.state, status.error_code) == (S.END, Code.RESOURCE_EXHAUSTED)
+    assert status.error_message.startswith(
+        "Insufficient resources to load servable {name: n version: 1}: its memory estimate of "
+        "50 bytes"
+    )
+    assert (
+        "--total_model_memory_limit_bytes=100, of which 60 bytes are held" in status.error_message
+    )
+    assert rig.latest("m") == 1
+    assert rig.manager.memory_reserved() == 60
+
+
+def test_an_available_version_reports_its_estimate() -> None:
+    rig = make_rig(memory_limit=100)
+    rig.aspire("m", {1: FakeLoader("m", 1, estimate=42)})
+    rig.steps()
+    (status,) = rig.monitor.versions("m")
+    assert status.state is S.AVAILABLE and status.memory_estimate_bytes == 42
+
+
+def test_availability_preserving_swap_that_does_not_fit_keeps_the_old_version() -> None:
+    rig = make_rig(memory_limit=100)
+    rig.aspire("m", {1: FakeLoader("m", 1, estimate=60)})
+    rig.steps()
+    rig.aspire("m", {2: FakeLoader("m", 2, estimate=60)})
+    rig.steps()
+    assert rig.states() == [(2, S.END), (1, S.AVAILABLE)]
+    assert rig.monitor.versions("m")[0].error_code is Code.RESOURCE_EXHAUSTED
+    assert rig.latest() == 1
+
+
+def test_resource_preserving_loads_first_when_both_fit() -> None:
+    rig = make_rig(memory_limit=100, resource=True)
+    v1 = FakeLoader("m", 1, estimate=40)
+    rig.aspire("m", {1: v1})
+    rig.steps()
+    rig.aspire("m", {2: FakeLoader("m", 2, estimate=40)})
+    rig.manager.step()  # the budget has room for both: load the new one beside the old
+    assert rig.states() == [(2, S.AVAILABLE), (1, S.AVAILABLE)]
+    assert v1.unloads == 0
+    rig.steps()
+    assert rig.states() == [(2, S.AVAILABLE), (1, S.END)]
+    assert rig.manager.memory_reserved() == 40
+
+
+def test_resource_preserving_unloads_first_when_both_do_not_fit() -> None:
+    rig = make_rig(memory_limit=100, resource=True)
+    v1 = FakeLoader("m", 1, estimate=60)
+    rig.aspire("m", {1: v1})
+    rig.steps()
+    v2 = FakeLoader("m", 2, estimate=60)
+    rig.aspire("m", {2: v2})
+    rig.manager.step()  # tries to load beside v1, finds no room, goes back to wait
+    assert v2.loads == 0 and v1.unloads == 0
+    rig.steps()
+    assert v1.unloads == 1 and v2.loads == 1
+    assert rig.states() == [(2, S.AVAILABLE), (1, S.END)]
+    assert rig.manager.memory_reserved() == 60
