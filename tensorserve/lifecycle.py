@@ -35,7 +35,7 @@ from tensorserve.core.states import ManagerState
 from tensorserve.errors import InvalidArgument, ServingError
 from tensorserve.metrics.registry import BatchingMetrics, Metrics
 from tensorserve.options import ServerOptions
-from tensorserve.runtime import saved_model, tf_env
+from tensorserve.runtime import profiler, saved_model, tf_env
 from tensorserve.runtime.filesystem import filesystem_for
 from tensorserve.runtime.loader import SavedModelLoader, resident_bytes
 from tensorserve.servable import Servable
@@ -112,6 +112,7 @@ class ModelLifecycle:
             statistics=self.metrics.statistics.report,
             repository=self.repository,
             max_tensor_elements=options.max_request_tensor_elements,
+            profiler=profiler.server_port if options.enable_profiler else None,
         )
         self.warmup = Warmup(
             options.enable_model_warmup,

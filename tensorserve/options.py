@@ -69,6 +69,11 @@ class ServerOptions:
     enable_serialization_as_tensor_content: bool = _opt(
         False, "gRPC Predict outputs in tensor_content"
     )
+    enable_profiler: bool = _opt(
+        True,
+        "Serve tensorflow.ProfilerService on the gRPC port (TensorBoard's capture profile; "
+        "TensorFlow's profiler server starts on the first capture)",
+    )
     platform_config_file: str = _opt(
         "",
         "PlatformConfigMap text proto; its tensorflow SessionBundleConfig (session config, "

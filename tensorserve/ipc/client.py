@@ -237,6 +237,9 @@ class RemoteService:
     async def overview(self) -> dict[str, Any]:
         return await self._call("overview")  # type: ignore[no-any-return]
 
+    async def profiler_port(self) -> int:
+        return await self._call("profiler_port")  # type: ignore[no-any-return]
+
     async def statistics(self, name: str, version: int | None) -> list[dict[str, Any]]:
         return await self._call("statistics", name, version)  # type: ignore[no-any-return]
 

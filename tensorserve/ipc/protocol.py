@@ -29,6 +29,7 @@ GENERIC: Final = frozenset(
         "model_ready",
         "reload_config",
         "scrape",
+        "profiler_port",
         "overview",
         "statistics",
         "repository_index",

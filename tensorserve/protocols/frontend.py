@@ -17,6 +17,7 @@ from tensorserve.config.settings import Settings
 from tensorserve.options import ServerOptions
 from tensorserve.protocols.auth import Tokens
 from tensorserve.protocols.grpc.oip import OipServicer
+from tensorserve.protocols.grpc.profiler import ProfilerProxy
 from tensorserve.protocols.grpc.server import GrpcOptions, GrpcServer
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
 from tensorserve.protocols.oip import infer
@@ -94,6 +95,7 @@ class Frontend:
             PredictionServicer(self._service, opts.enable_serialization_as_tensor_content),
             ModelServicer(self._service),
             OipServicer(self._service, infer.extensions(opts.enable_model_management)),
+            ProfilerProxy(self._service) if opts.enable_profiler else None,
         )
 
     def _rest_app(self) -> RestApp:

@@ -203,6 +203,11 @@ class ServiceAPI(Protocol):
         """The Prometheus page (TF Serving's exposition) of the whole server."""
         ...
 
+    async def profiler_port(self) -> int:
+        """The loopback port of TensorFlow's profiler service in the process that runs the
+        models, started on first use; Unavailable when ``--enable_profiler=false``."""
+        ...
+
     async def overview(self) -> dict[str, Any]:
         """What an operator's page shows, as JSON-able data: ``server`` (version, start,
         flags, configuration, workers), ``models`` (configuration and every version's

@@ -117,9 +117,11 @@ class Service:
         statistics: Callable[[dict[str, list[int]]], list[dict[str, Any]]] | None = None,
         repository: ModelRepository | None = None,
         max_tensor_elements: int = 0,
+        profiler: Callable[[], int] | None = None,
     ) -> None:
         self.core = core
         self._max_tensor_elements = max_tensor_elements
+        self._profiler = profiler
         self._executor = executor
         self._dispatcher = Dispatcher(executor, inline_budget_us)
         self._metrics = metrics
@@ -365,6 +367,12 @@ class Service:
         if self._scrape is None:
             raise NotFound("Prometheus metrics are not enabled (--monitoring_config_file)")
         return self._scrape()
+
+    async def profiler_port(self) -> int:
+        """TensorFlow's profiler server port (started on the first call)."""
+        if self._profiler is None:
+            raise Unavailable("The profiler service is disabled (--enable_profiler=false)")
+        return await asyncio.get_running_loop().run_in_executor(None, self._profiler)
 
     async def overview(self) -> dict[str, Any]:
         """The operator's view: the assembly's ``describe()`` plus every model's state."""

@@ -15,6 +15,7 @@ from tensorserve.protocols.auth import Tokens
 from tensorserve.protocols.grpc.interceptor import ServingInterceptor
 from tensorserve.protocols.grpc.oip import OipServicer
 from tensorserve.protocols.grpc.oip import add_to_server as add_oip
+from tensorserve.protocols.grpc.profiler import ProfilerProxy
 from tensorserve.protocols.grpc.servicers import ModelServicer, PredictionServicer
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class GrpcServer:
         prediction: PredictionServicer,
         models: ModelServicer,
         oip: OipServicer | None = None,
+        profiler: ProfilerProxy | None = None,
     ) -> None:
         self._options = options
         defaults: dict[str, str | int] = {
@@ -76,6 +78,11 @@ class GrpcServer:
         prediction_service_pb2_grpc_add(self._server, prediction, models)
         if oip is not None:
             add_oip(self._server, oip)
+        self._profiler = profiler
+        if profiler is not None:
+            self._server.add_generic_rpc_handlers((profiler.handler(),))
+            level = logging.INFO if options.announce else logging.DEBUG
+            log.log(level, "Profiler service is enabled")
         self.health: health.aio.HealthServicer | None = None
         if options.enable_health:
             self.health = health.aio.HealthServicer()
@@ -129,6 +136,8 @@ class GrpcServer:
         if self.health is not None:
             await self.health.enter_graceful_shutdown()
         await self._server.stop(grace_s)
+        if self._profiler is not None:
+            await self._profiler.close()
 
 
 def prediction_service_pb2_grpc_add(
