@@ -70,7 +70,6 @@ NOT_YET = {
     "prefer_tflite_model",
     "num_tflite_pools",
     "num_tflite_interpreters_per_pool",
-    "enable_profiler",
 }
 PYTHON_TYPE = {"int32": int, "int64": int, "bool": bool, "string": str, "float": float}
 CPUS = len(os.sched_getaffinity(0))
