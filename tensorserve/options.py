@@ -69,6 +69,17 @@ class ServerOptions:
     enable_serialization_as_tensor_content: bool = _opt(
         False, "gRPC Predict outputs in tensor_content"
     )
+    prefer_tflite_model: bool = _opt(
+        False, "Serve model.tflite from a version folder when it has one (TF Lite)"
+    )
+    num_tflite_pools: int = _opt(
+        len(os.sched_getaffinity(0)),
+        "TF Lite interpreters per model (times --num_tflite_interpreters_per_pool): how many "
+        "calls of one TF Lite model run at once",
+    )
+    num_tflite_interpreters_per_pool: int = _opt(
+        1, "Multiplies --num_tflite_pools (request batching for TF Lite: --enable_batching)"
+    )
     enable_profiler: bool = _opt(
         True,
         "Serve tensorflow.ProfilerService on the gRPC port (TensorBoard's capture profile; "

@@ -12,6 +12,8 @@
 * ``all_types/1``: TF2 identity model with one input/output per dtype (``f32``, ``f64``,
   ``i8``, ``i16``, ``i32``, ``i64``, ``u8``, ``u16``, ``u32``, ``u64``, ``b``, ``s``), each [None].
 * ``broken/1``: a version folder whose saved_model.pb is garbage.
+* ``mlp_tflite/1/model.tflite``: ``mlp/1`` converted by ``tf.lite.TFLiteConverter`` (no
+  SavedModel beside it); ``mlp_both/1``: the SavedModel and its conversion side by side.
 """
 
 from __future__ import annotations
@@ -99,6 +101,24 @@ def halves_model(path: str) -> None:
     tf.saved_model.save(module, path, signatures={"serving_default": serve})
 
 
+def tflite_model(saved_model: str, out: str) -> None:
+    """``saved_model`` converted to TF Lite: alone in mlp_tflite/1, beside it in mlp_both/1."""
+    import shutil
+
+    # from_concrete_functions: from_saved_model loses this Keras 3 export's weights (NaNs)
+    loaded = tf.saved_model.load(saved_model)
+    serve = loaded.signatures["serving_default"]
+    content = tf.lite.TFLiteConverter.from_concrete_functions([serve], loaded).convert()
+    alone = os.path.join(out, "mlp_tflite", "1")
+    os.makedirs(alone, exist_ok=True)
+    with open(os.path.join(alone, "model.tflite"), "wb") as fh:
+        fh.write(content)
+    both = os.path.join(out, "mlp_both", "1")
+    shutil.copytree(saved_model, both)
+    with open(os.path.join(both, "model.tflite"), "wb") as fh:
+        fh.write(content)
+
+
 def build(out: str) -> None:
     demo_models.export_half_plus_two(os.path.join(out, "half_plus_two"), 1, 0.5, 2.0)
     demo_models.export_half_plus_two(os.path.join(out, "half_plus_two"), 2, 0.5, 3.0)
@@ -107,6 +127,7 @@ def build(out: str) -> None:
     multi_model(os.path.join(out, "multi", "1"))
     all_types_model(os.path.join(out, "all_types", "1"))
     halves_model(os.path.join(out, "halves", "1"))
+    tflite_model(os.path.join(out, "mlp", "1"), out)
     broken = os.path.join(out, "broken", "1")
     os.makedirs(broken, exist_ok=True)
     with open(os.path.join(broken, "saved_model.pb"), "wb") as fh:

@@ -55,6 +55,8 @@ class RuntimeSettings:
     session_config: bytes  # a serialized tensorflow.ConfigProto, or b""
     intra_op_parallelism: int
     inter_op_parallelism: int
+    prefer_tflite: bool = False  # --prefer_tflite_model: model.tflite over the SavedModel
+    tflite_interpreters: int = 1  # interpreters per TF Lite model (calls run in parallel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,4 +188,7 @@ def _runtime(options: ServerOptions) -> RuntimeSettings:
         session_config=config,
         intra_op_parallelism=options.tensorflow_intra_op_parallelism or both,
         inter_op_parallelism=options.tensorflow_inter_op_parallelism or both,
+        prefer_tflite=options.prefer_tflite_model,
+        tflite_interpreters=max(1, options.num_tflite_pools)
+        * max(1, options.num_tflite_interpreters_per_pool),
     )

@@ -17,7 +17,8 @@ from typing import Any
 from tensorserve import logs
 from tensorserve.config.settings import RuntimeSettings
 from tensorserve.core.manager import RAM_MULTIPLIER
-from tensorserve.runtime import saved_model
+from tensorserve.runtime import saved_model, tflite
+from tensorserve.runtime.tflite import TfLiteServable
 from tensorserve.servable import Servable
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class SavedModelLoader:
             path=self.path,
         )
         try:
-            loaded = saved_model.load(self.path, self._options)
+            loaded = self._open()
             loaded.name(self.model, self.version)  # errors name the served model
             servable: Servable = loaded
             self._record(start, True)
@@ -81,6 +82,17 @@ class SavedModelLoader:
             version=self.version,
         )
         return servable
+
+    def _open(self) -> saved_model.SessionServable | saved_model.FunctionServable | TfLiteServable:
+        if self._options.prefer_tflite:
+            path = tflite.model_file(self.path)
+            if path is not None:
+                logs.log_event(
+                    log, logging.INFO, "Loading TF Lite model (--prefer_tflite_model)",
+                    model=self.model, version=self.version, path=path,
+                )  # fmt: skip
+                return TfLiteServable(path, self._options.tflite_interpreters)
+        return saved_model.load(self.path, self._options)
 
     def _record(self, start: float, ok: bool) -> None:
         if self._on_load is not None:

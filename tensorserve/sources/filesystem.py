@@ -27,7 +27,7 @@ from tensorserve.config.models import ModelConfig
 
 log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^\d+$")
-_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+_SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt", "model.tflite")
 Fingerprint = tuple[tuple[str, int, int], ...]
 AspiredCallback = Callable[[ModelConfig, dict[int, str]], None]
 

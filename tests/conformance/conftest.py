@@ -108,7 +108,7 @@ class Endpoint:
         return model_service_pb2_grpc.ModelServiceStub(self.channel)
 
 
-def _endpoint(server: Server) -> Iterator[Endpoint]:
+def endpoint(server: Server) -> Iterator[Endpoint]:
     try:
         with (
             httpx.Client(base_url=server.rest, timeout=30) as http,
@@ -159,7 +159,7 @@ def tfs_default(tfs_testdata: Path, tmp_path_factory: pytest.TempPathFactory) ->
             REST_TIMEOUT_FLAG,
         ]
     )
-    yield from _endpoint(server)
+    yield from endpoint(server)
 
 
 @pytest.fixture(scope="session")
@@ -183,7 +183,7 @@ def tfs_zoo(tfs_testdata: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             REST_TIMEOUT_FLAG,
         ]
     )
-    yield from _endpoint(server)
+    yield from endpoint(server)
 
 
 @pytest.fixture(scope="session")
@@ -208,7 +208,7 @@ def tfs_good_config(tfs_testdata: Path, good_model_config: Path) -> Iterator[End
             REST_TIMEOUT_FLAG,
         ]
     )
-    yield from _endpoint(server)
+    yield from endpoint(server)
 
 
 @pytest.fixture(scope="session")
@@ -223,4 +223,4 @@ def tfs_batching(tfs_testdata: Path) -> Iterator[Endpoint]:
             REST_TIMEOUT_FLAG,
         ]
     )
-    yield from _endpoint(server)
+    yield from endpoint(server)

@@ -2,8 +2,7 @@
 
 Ports of ``tensorflow_model_server_test.py``'s ``testGoodModelConfig``,
 ``testBadModelConfig``, ``testPrometheusEndpoint``, ``testGoodGrpcChannelArgs``,
-``testPredictBatching`` and ``testPredictOnTfLite`` (the last one: tensorserve has no
-TFLite runtime, so the flag must be refused at start-up with a clear message).
+``testPredictBatching``, ``testPredictOnTfLite`` and ``testPredictWithSigDefOnTfLite``.
 Expected values come from the models' math: half_plus_two y = 0.5x + 2,
 half_plus_three y = 0.5x + 3, matrix_half_plus_two y = 0.5x + 2 element-wise.
 """
@@ -11,6 +10,7 @@ half_plus_three y = 0.5x + 3, matrix_half_plus_two y = 0.5x + 2 element-wise.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import predict_pb2
 
-from tests.conformance.conftest import RPC_TIMEOUT, Endpoint, predict_request
-from tests.harness import run_server_expecting_exit
+from tests.conformance.conftest import RPC_TIMEOUT, Endpoint, endpoint, predict_request
+from tests.harness import run_server_expecting_exit, start_server
 
 pytestmark = pytest.mark.conformance
 
@@ -138,16 +138,44 @@ def test_bad_model_config_fails_at_start_up(tfs_testdata: Path) -> None:
 # ---- TFLite ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("flag", ["--prefer_tflite_model=true", "--use_tflite_model=true"])
-def test_tflite_flag_is_refused_at_start_up(tfs_testdata: Path, flag: str) -> None:
-    """``testPredictOnTfLite`` starts TF Serving with a TFLite flag; tensorserve has no TFLite
-    runtime and refuses the flag before loading anything (usage error, exit status 2)."""
+@pytest.fixture(scope="module", params=["", "_with_sigdef"])
+def tfs_tflite(tfs_testdata: Path, request: pytest.FixtureRequest) -> Iterator[Endpoint]:
+    """``testPredictOnTfLite`` / ``testPredictWithSigDefOnTfLite``: the TF Lite half_plus_two
+    (signature generated from tensor names, or stored in the model's metadata)."""
+    model = tfs_testdata / f"saved_model_half_plus_two_tflite{request.param}"
+    server = start_server(
+        ["--model_name=default", f"--model_base_path={model}", "--prefer_tflite_model=true"]
+    )
+    yield from endpoint(server)
+
+
+@pytest.mark.parametrize("specify_output", [True, False])
+def test_tflite_predict_grpc(tfs_tflite: Endpoint, specify_output: bool) -> None:
+    request = predict_request("default", output_filter=specify_output)
+    check_y(grpc_predict(tfs_tflite, request), "default", 3.0, 123)
+
+
+def test_tflite_predict_rest(tfs_tflite: Endpoint) -> None:
+    response = tfs_tflite.http.post("/v1/models/default:predict", json={"instances": [2.0]})
+    assert response.json() == {"predictions": [3.0]}
+
+
+def test_tflite_metadata(tfs_tflite: Endpoint) -> None:
+    metadata = tfs_tflite.http.get("/v1/models/default/metadata").json()["metadata"]
+    sig = metadata["signature_def"]["signature_def"]["serving_default"]
+    assert sig["method_name"] == "tensorflow/serving/predict"
+    assert list(sig["inputs"]) == ["x"] and list(sig["outputs"]) == ["y"]
+
+
+def test_an_old_tflite_flag_is_refused_at_start_up(tfs_testdata: Path) -> None:
+    """``--use_tflite_model`` is not a flag of TF Serving 2.x: a usage error (exit status 2)."""
     model = tfs_testdata / "saved_model_half_plus_two_tflite"
     done = run_server_expecting_exit(
-        ["--model_name=default", f"--model_base_path={model}", flag], START_TIMEOUT
+        ["--model_name=default", f"--model_base_path={model}", "--use_tflite_model=true"],
+        START_TIMEOUT,
     )
     assert done.returncode == 2
-    assert f"unrecognized arguments: {flag}" in done.stderr
+    assert "unrecognized arguments: --use_tflite_model=true" in done.stderr
 
 
 # ---- matrix_half_plus_two with --enable_batching and batching_config.txt ------------------

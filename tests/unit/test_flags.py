@@ -2,8 +2,7 @@
 
 The list is TF Serving's ``model_servers/main.cc`` (tensorflow/serving at 9d981c5, 48 flags),
 held here as data: name, C++ type, default (None: computed from the CPU count, as
-``4 * NumSchedulableCPUs()`` or ``NumSchedulableCPUs()``). Flags not yet served are listed in
-``NOT_YET`` and must stay unknown until they are, so this test names the remaining gap.
+``4 * NumSchedulableCPUs()`` or ``NumSchedulableCPUs()``).
 """
 
 from __future__ import annotations
@@ -66,11 +65,6 @@ TFS_FLAGS = [
     ("enable_serialization_as_tensor_content", "bool", False),
 ]
 
-NOT_YET = {
-    "prefer_tflite_model",
-    "num_tflite_pools",
-    "num_tflite_interpreters_per_pool",
-}
 PYTHON_TYPE = {"int32": int, "int64": int, "bool": bool, "string": str, "float": float}
 CPUS = len(os.sched_getaffinity(0))
 COMPUTED = {
@@ -86,7 +80,7 @@ def test_the_list_is_tf_servings_whole_list() -> None:
     assert len({name for name, _, _ in TFS_FLAGS}) == 48
 
 
-@pytest.mark.parametrize(("name", "kind", "default"), [f for f in TFS_FLAGS if f[0] not in NOT_YET])
+@pytest.mark.parametrize(("name", "kind", "default"), [f for f in TFS_FLAGS])
 def test_flag_is_known_with_the_same_type_and_default(
     name: str, kind: str, default: object
 ) -> None:
@@ -103,15 +97,8 @@ def test_flag_is_known_with_the_same_type_and_default(
         assert actual == expected and type(actual) is PYTHON_TYPE[kind], (name, actual)
 
 
-@pytest.mark.parametrize(("name", "kind", "default"), [f for f in TFS_FLAGS if f[0] not in NOT_YET])
+@pytest.mark.parametrize(("name", "kind", "default"), [f for f in TFS_FLAGS])
 def test_flag_parses_on_the_command_line(name: str, kind: str, default: object) -> None:
     value = {"bool": "true", "string": "x", "float": "0.5"}.get(kind, "7")
     ns = build_parser().parse_args([f"--{name}={value}"])
     assert getattr(ns, name) == PYTHON_TYPE[kind](True if kind == "bool" else value)
-
-
-@pytest.mark.parametrize("name", sorted(NOT_YET))
-def test_flags_not_served_yet_are_refused_not_ignored(name: str) -> None:
-    assert name not in FIELDS
-    with pytest.raises(SystemExit):
-        build_parser().parse_args([f"--{name}=1"])
