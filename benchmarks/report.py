@@ -176,7 +176,9 @@ def render_markdown(res: Results) -> str:
         "each measurement.",
         "",
     ]
-    analysis = Path(__file__).with_name("analysis.md")
-    if analysis.is_file():
-        lines += [analysis.read_text(encoding="utf-8").rstrip(), ""]
+    # sections kept by hand: measured by other commands (make soak, benchmarks/micro/)
+    for name in ("soak-results.md", "tflite-results.md", "analysis.md"):
+        section = Path(__file__).with_name(name)
+        if section.is_file():
+            lines += [section.read_text(encoding="utf-8").rstrip(), ""]
     return "\n".join(lines)

@@ -1,8 +1,8 @@
 """TF Lite models (``--prefer_tflite_model``): ``model.tflite`` in a version folder.
 
-The interpreter is TensorFlow's own ``tf.lite.Interpreter`` (already installed with
-TensorFlow; BENCHMARKS.md's TF Lite section compares it with LiteRT). One interpreter runs
-one call at a time, so each servable holds a pool of them (``--num_tflite_pools`` times
+The interpreter is TensorFlow's own ``tf.lite.Interpreter``: already installed, and as fast
+or faster per call than LiteRT's (BENCHMARKS.md, TF Lite section). One interpreter runs one
+call at a time, so each servable holds a pool of them (``--num_tflite_pools`` times
 ``--num_tflite_interpreters_per_pool``) and a call takes whichever is free.
 
 Signatures, as TF Serving's ``TfLiteSession``: the SignatureDefs stored in the model's
