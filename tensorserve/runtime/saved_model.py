@@ -109,7 +109,10 @@ def to_serving_error(exc: Exception) -> ServingError:
     return ServingError(f"{type(exc).__name__}: {exc}", Code.INTERNAL)
 
 
-class _BaseServable:
+class BaseServable:
+    """What every runtime's servable shares: signatures from SignatureDefs, the served name
+    for error messages, no queue of its own."""
+
     enforces_shapes = True
     inline_ok = True  # run() never waits on other requests (see service/dispatch.py)
     allowed_batch_sizes: tuple[int, ...] = ()  # any batch size
@@ -159,7 +162,7 @@ class _VariablesNotRestored(Exception):
     """The session loader left variables uninitialized (some Keras 3 exports)."""
 
 
-class SessionServable(_BaseServable):
+class SessionServable(BaseServable):
     """A SavedModel in its own ``tf.compat.v1.Session``, run via C++ ``MakeCallable``.
 
     Like TF Serving's C++ session, a fed tensor is not checked against the
@@ -276,7 +279,7 @@ def _variable_keys(meta: meta_graph_pb2.MetaGraphDef) -> dict[str, str]:
     return keys
 
 
-class FunctionServable(_BaseServable):
+class FunctionServable(BaseServable):
     """A TF2 SavedModel run through its concrete signature functions."""
 
     def __init__(self, path: str, meta: meta_graph_pb2.MetaGraphDef, options: RuntimeSettings):

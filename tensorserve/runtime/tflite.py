@@ -30,8 +30,8 @@ from tensorflow.core.protobuf import meta_graph_pb2
 from tensorserve import dtypes
 from tensorserve.errors import Code, InvalidArgument, ServingError
 from tensorserve.runtime import run_errors
-from tensorserve.runtime import signatures as sigs
-from tensorserve.servable import DEFAULT_SIGNATURE, SignatureSpec
+from tensorserve.runtime.saved_model import BaseServable
+from tensorserve.servable import DEFAULT_SIGNATURE
 
 log = logging.getLogger(__name__)
 MODEL_FILE = "model.tflite"
@@ -47,12 +47,10 @@ def model_file(path: str) -> str | None:
     return candidate if tf.io.gfile.exists(candidate) else None
 
 
-class TfLiteServable:
+class TfLiteServable(BaseServable):
     """A Servable (``servable.py``) over a pool of TF Lite interpreters."""
 
     enforces_shapes = False  # fed as sent and resized, as TF Serving's TfLiteSession
-    inline_ok = True
-    allowed_batch_sizes: tuple[int, ...] = ()
 
     def __init__(self, path: str, interpreters: int) -> None:
         import tensorflow as tf
@@ -77,19 +75,10 @@ class TfLiteServable:
             or generated_signature_def(first)
         )
         self._check_names(defs, path)
-        self._signatures = sigs.signature_specs(defs, enforces_shapes=False)
-        self._sig_map = sigs.signature_def_map_bytes(defs)
-        self.model, self.version = path, 0
-
-    def name(self, model: str, version: int) -> None:
-        self.model, self.version = model, version
-
-    @property
-    def signatures(self) -> Mapping[str, SignatureSpec]:
-        return self._signatures
-
-    def signature_def_map(self) -> bytes:
-        return self._sig_map
+        meta = meta_graph_pb2.MetaGraphDef()
+        for key, sig in defs.items():
+            meta.signature_def[key].CopyFrom(sig)
+        super().__init__(meta, os.path.dirname(path))
 
     def run(
         self,
@@ -115,15 +104,6 @@ class TfLiteServable:
             raise run_errors.run_error(error, self.model, self.version, spec, inputs) from exc
         finally:
             self._pool.put(interpreter)
-
-    def schedule(
-        self,
-        signature: str,
-        inputs: Mapping[str, np.ndarray],
-        output_keys: Sequence[str],
-        timeout_s: float | None = None,
-    ) -> None:
-        return None
 
     def close(self) -> None:
         while not self._pool.empty():
