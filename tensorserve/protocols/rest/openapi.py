@@ -35,10 +35,21 @@ _ERRORS: dict[str, Schema] = {
     "400": _error("Malformed request (bad URL, JSON, tensor or signature); says what was expected"),
     "401": _error("Missing or invalid bearer token (only with --auth_token_file)"),
     "404": _error("Unknown model, version, label or signature"),
+    "408": _error("Headers not complete within --rest_api_header_timeout_seconds"),
+    "429": _error("More open connections than --rest_api_max_connections"),
+    "431": _error("Request line and headers larger than --rest_api_max_header_bytes"),
 }
 _POST_ERRORS: dict[str, Schema] = {
     **_ERRORS,
+    "408": _error(
+        "Headers or body not complete within --rest_api_header_timeout_seconds / "
+        "--rest_api_body_timeout_seconds"
+    ),
     "413": _error("Request body larger than --rest_api_max_body_bytes (after gzip)"),
+    "429": _error(
+        "Input tensors above --max_request_tensor_elements, more connections than "
+        "--rest_api_max_connections, or no room in --rest_api_max_buffered_body_bytes in time"
+    ),
     "503": _error("The model is not available yet, or the server is shutting down"),
     "504": _error("The computation took longer than --rest_api_timeout_in_ms"),
 }
