@@ -94,6 +94,22 @@ def _response(raw: bytes) -> tuple[int, dict[str, str], str]:
     return status, headers, str(doc["error"])
 
 
+def _one_response(sock: socket.socket) -> bytes:
+    """One response on a kept-alive connection (headers, then Content-Length bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
+
+
 def _dribble(sock: socket.socket, data: bytes, every_s: float = 0.1) -> None:
     """Send ``data`` a byte at a time until the server stops taking it."""
     try:
@@ -222,7 +238,9 @@ def test_headers_within_the_limit_are_served(limited: Server) -> None:
 def test_connections_beyond_the_limit_get_429(limited: Server) -> None:
     held = [_connect(limited) for _ in range(MAX_CONNECTIONS)]
     try:
-        time.sleep(0.3)  # let the server accept them all before the extra one
+        for sock in held:  # an answer on each: the server has accepted (and counts) them all
+            sock.sendall(b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert _one_response(sock).startswith(b"HTTP/1.1 200")
         with _connect(limited) as extra:
             extra.sendall(b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: x\r\n\r\n")
             status, headers, message = _response(_read_all(extra))
