@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from tensorserve import logs
-from tensorserve.config.settings import Settings, StartupError, load_settings, startup_error
+from tensorserve.config.settings import Settings, StartupError, load_settings
 from tensorserve.errors import PortInUse
 from tensorserve.options import ServerOptions
 
@@ -131,24 +131,14 @@ def _hold(name: str, host: str, port: int) -> socket.socket:
 EXPOSED = "calls that change what is served are reachable without a token"
 
 
-def effective_options(options: ServerOptions) -> ServerOptions:
-    """``options`` after ``--platform_config_file`` (which replaces the session, batching,
-    tag and warm-up flags), with a warning for each flag that has no effect here."""
-    from tensorserve.config import platform
-
+def warn_no_effect(options: ServerOptions, settings: Settings) -> None:
+    """One warning per flag, or ``--platform_config_file`` field, that changes nothing here."""
     for line in no_effect(options):
         log.warning(line)
-    if not options.platform_config_file:
-        return options
-    try:
-        config = platform.load(options.platform_config_file)
-    except (ValueError, OSError) as exc:  # TextProtoError, PlatformConfigError, decoding
-        raise startup_error(exc) from exc
-    for name in config.ignored:
+    for name in settings.platform.ignored if settings.platform is not None else ():
         log.warning(
             "--platform_config_file: SessionBundleConfig.%s has no effect in tensorserve", name
         )
-    return config.apply(options)
 
 
 _NO_EFFECT = {
@@ -219,8 +209,9 @@ def run(options: ServerOptions) -> int:
 
         lean_tensorflow_protos()  # the supervisor holds no model: keep TensorFlow out of it
     with _startup_errors(options.log_format == "json"):
-        options = effective_options(options)
         settings = load_settings(options)
+        warn_no_effect(options, settings)
+        options = settings.effective(options)
         warn_exposure(options, settings)
         if workers > 1:
             from tensorserve.processes.supervisor import Supervisor

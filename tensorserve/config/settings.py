@@ -71,17 +71,31 @@ class Settings:
     channel_arguments: tuple[tuple[str, str | int], ...]
     auth_token: str | None = None
     admin_token: str | None = None  # state-changing calls; None: auth_token covers them
+    platform: platform.PlatformConfig | None = None  # --platform_config_file, when given
+
+    def effective(self, options: ServerOptions) -> ServerOptions:
+        """``options`` with the flags ``--platform_config_file`` replaces replaced."""
+        return self.platform.apply(options) if self.platform is not None else options
 
 
 def load_settings(options: ServerOptions) -> Settings:
-    """Read and validate every file the flags name; StartupError on any problem."""
+    """Read and validate every file the flags name; StartupError on any problem.
+
+    ``--platform_config_file`` is read once, here; it replaces the batching, session, tag
+    and warm-up flags (``Settings.effective`` gives the options as it leaves them)."""
     try:
+        loaded = (
+            platform.load(options.platform_config_file) if options.platform_config_file else None
+        )
+        if loaded is not None:
+            options = loaded.apply(options)
         return Settings(
             models=_models(options),
-            batching=_batching(options),
+            batching=loaded.batching if loaded is not None else _batching(options),
             metrics=_metrics(options),
             tls=_tls(options.ssl_config_file),
-            runtime=_runtime(options),
+            runtime=_runtime(options, loaded),
+            platform=loaded,
             channel_arguments=parse_channel_arguments(options.grpc_channel_arguments),
             auth_token=read_auth_token(options.auth_token_file),
             admin_token=read_auth_token(options.admin_token_file, "--admin_token_file"),
@@ -146,8 +160,6 @@ def _models(options: ServerOptions) -> tuple[ModelConfig, ...]:
 
 
 def _batching(options: ServerOptions) -> batching_config.BatchingOptions | None:
-    if options.platform_config_file:  # it replaces --enable_batching and its file
-        return platform.load(options.platform_config_file).batching
     if not options.enable_batching:
         return None
     if options.batching_parameters_file:
@@ -172,10 +184,10 @@ def _tls(path: str) -> TlsConfig | None:
     )
 
 
-def _runtime(options: ServerOptions) -> RuntimeSettings:
+def _runtime(options: ServerOptions, loaded: platform.PlatformConfig | None) -> RuntimeSettings:
     config = b""
-    if options.platform_config_file:
-        config = platform.load(options.platform_config_file).session_config
+    if loaded is not None:
+        config = loaded.session_config
     elif options.tensorflow_session_config_file:
         from tensorflow.core.protobuf import config_pb2
 

@@ -313,7 +313,7 @@ class AspiredVersionsManager:
                 harness.retry_at = self._clock() + self._retry_interval
             else:
                 harness.state = H.ERROR
-        attempts = self._max_retries + 1
+        attempts = self._max_retries + 1 if may_retry else harness.attempts
         failed = f"attempt {harness.attempts} of {attempts} failed: {_status(error)}"
         where = {"model": harness.id.name, "version": harness.id.version}
         log_event(
@@ -325,7 +325,9 @@ class AspiredVersionsManager:
             note = f"{failed} (retrying in {self._retry_interval:g} s)"
             self._publish([StateEvent(harness.id, ManagerState.LOADING, note=note)])
         else:
-            if harness.attempts > 1:  # TF Serving's line when the retries ran out
+            if (
+                may_retry and self._max_retries and harness.attempts > self._max_retries
+            ):  # TF Serving's line
                 log_event(
                     log, logging.INFO, f"Retrying of Loading servable: {_debug_string(harness.id)} "
                     f"exhausted max_num_retries: {self._max_retries}", **where,
