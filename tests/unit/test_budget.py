@@ -78,6 +78,24 @@ def test_a_cancelled_waiter_takes_nothing_and_unblocks_the_next() -> None:
     asyncio.run(scenario())
 
 
+def test_bytes_given_back_between_a_cancel_and_its_handling_go_to_the_next() -> None:
+    async def scenario() -> None:
+        budget = ByteBudget(100)
+        await budget.take(50)
+        head = asyncio.ensure_future(budget.take(80))
+        behind = asyncio.ensure_future(budget.take(40))
+        await _settle()
+        head.cancel()  # its future is cancelled now; its except clause runs later
+        budget.give(50)  # must skip the cancelled waiter, not set its result
+        await _settle()
+        assert await behind == 40
+        assert budget.used == 40
+        with pytest.raises(asyncio.CancelledError):
+            await head
+
+    asyncio.run(scenario())
+
+
 def test_timeout_while_waiting_leaves_the_budget_whole() -> None:
     async def scenario() -> None:
         budget = ByteBudget(10)

@@ -11,6 +11,7 @@ the wait (``asyncio.timeout``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 
 
@@ -48,7 +49,8 @@ class ByteBudget:
             if waiter.done() and not waiter.cancelled():
                 self.give(size)  # granted, then cancelled: hand it on
             else:
-                self._waiters.remove(entry)
+                with contextlib.suppress(ValueError):  # _wake may have dropped it already
+                    self._waiters.remove(entry)
                 self._wake()  # the head may have been what blocked the others
             raise
         return size
@@ -61,6 +63,9 @@ class ByteBudget:
     def _wake(self) -> None:
         while self._waiters:
             size, waiter = self._waiters[0]
+            if waiter.done():  # cancelled, its take() not yet resumed: it takes nothing
+                self._waiters.popleft()
+                continue
             if self.used + size > self.capacity:
                 return
             self._waiters.popleft()
