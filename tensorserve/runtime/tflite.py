@@ -28,7 +28,7 @@ from tensorflow.core.framework import tensor_shape_pb2
 from tensorflow.core.protobuf import meta_graph_pb2
 
 from tensorserve import dtypes
-from tensorserve.errors import Code, InvalidArgument, ServingError
+from tensorserve.errors import Code, DeadlineExceeded, InvalidArgument, ServingError
 from tensorserve.runtime import run_errors
 from tensorserve.runtime.saved_model import BaseServable
 from tensorserve.servable import DEFAULT_SIGNATURE
@@ -51,6 +51,7 @@ class TfLiteServable(BaseServable):
     """A Servable (``servable.py``) over a pool of TF Lite interpreters."""
 
     enforces_shapes = False  # fed as sent and resized, as TF Serving's TfLiteSession
+    inline_ok = False  # run() may wait for a free interpreter: never on the event loop
 
     def __init__(self, path: str, interpreters: int) -> None:
         import tensorflow as tf
@@ -88,7 +89,14 @@ class TfLiteServable(BaseServable):
         timeout_s: float | None = None,
     ) -> dict[str, np.ndarray]:
         spec = self._signatures[signature]
-        interpreter = self._pool.get()
+        try:
+            interpreter = self._pool.get(timeout=None if timeout_s is None else max(timeout_s, 0))
+        except queue.Empty:
+            raise DeadlineExceeded(
+                f"Deadline Exceeded: no TF Lite interpreter of {self.model} became free "
+                f"within {timeout_s:g} s (--num_tflite_pools x "
+                "--num_tflite_interpreters_per_pool interpreters run at once)"
+            ) from None
         try:
             feeds = {_find(self._inputs, spec.inputs[k].tensor_name): v for k, v in inputs.items()}
             _feed(interpreter, feeds)
