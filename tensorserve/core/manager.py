@@ -279,8 +279,14 @@ class AspiredVersionsManager:
             if not self._limit or used + estimate <= self._limit:
                 self._reserved[harness.id] = estimate
                 return True
-            if harness.fits and self._policy is resource_preserving and self._has_stale(harness):
-                harness.fits = False  # the policy unloads the old version first, then retries
+            stale = self._stale_bytes(harness)
+            if (
+                harness.fits
+                and self._policy is resource_preserving
+                and stale
+                and used - stale + estimate <= self._limit
+            ):  # unloading the old version makes room: the policy does that first, then retries
+                harness.fits = False
                 harness.state = H.NEW
                 self.wake()
                 return False
@@ -293,9 +299,14 @@ class AspiredVersionsManager:
         self._load_failed(harness, error, may_retry=False)
         return False
 
-    def _has_stale(self, harness: _Harness) -> bool:
+    def _stale_bytes(self, harness: _Harness) -> int:
+        """What the budget would get back by unloading the model's unaspired ready versions."""
         stream = self._streams.get(harness.id.name, {})
-        return any(not h.aspired and h.state is H.READY for h in stream.values())
+        return sum(
+            self._reserved.get(h.id, 0)
+            for h in stream.values()
+            if not h.aspired and h.state is H.READY
+        )
 
     def memory_reserved(self) -> int:
         """Bytes the budget holds for loading and loaded versions."""

@@ -81,16 +81,20 @@ def resource_preserving(snaps: Sequence[VersionSnapshot], now: float) -> Action 
 
     Trades a short unavailability during a swap for half the peak memory
     (TF Serving's ``ResourcePreservingPolicy``; selectable here by flag). With a memory
-    budget (``fits`` not None) the new version loads first, beside the old one, unless
-    its load found it does not fit (``fits`` False): then the old one goes first.
+    budget (``fits`` not None) an old version goes early only to make room: the new
+    version loads first, beside the old one, unless its load found it does not fit
+    (``fits`` False); with no load pending (the new version loaded, or failed, or waits
+    for a retry) the old one is kept or unloaded as ``availability_preserving`` would.
     """
     if _busy(snaps):
         return None
     stale = [s.version for s in snaps if not s.aspired and s.state is HarnessState.READY]
     load = _next_load(snaps, now)
-    if stale and not (load is not None and _fits(snaps, load.version)):
-        return Action("unload", min(stale))
-    return load
+    if any(s.fits is not None for s in snaps):  # a memory budget
+        if load is None:
+            return availability_preserving(snaps, now)
+        return Action("unload", min(stale)) if stale and not _fits(snaps, load.version) else load
+    return Action("unload", min(stale)) if stale else load
 
 
 def _fits(snaps: Sequence[VersionSnapshot], version: int) -> bool:

@@ -611,3 +611,20 @@ def test_resource_preserving_unloads_first_when_both_do_not_fit() -> None:
     assert v1.unloads == 1 and v2.loads == 1
     assert rig.states() == [(2, S.AVAILABLE), (1, S.END)]
     assert rig.manager.memory_reserved() == 60
+
+
+def test_resource_preserving_keeps_the_old_version_when_unloading_it_would_not_make_room() -> None:
+    rig = make_rig(memory_limit=100, resource=True)
+    rig.aspire("other", {1: FakeLoader("other", 1, estimate=50)})
+    rig.steps()
+    v1 = FakeLoader("m", 1, estimate=40)
+    rig.aspire("m", {1: v1})
+    rig.steps()
+    v2 = FakeLoader("m", 2, estimate=60)  # 50 + 60 > 100 even without v1
+    rig.aspire("m", {2: v2})
+    rig.steps()
+    assert v1.unloads == 0 and v2.loads == 0
+    assert rig.states() == [(2, S.END), (1, S.AVAILABLE)]
+    assert rig.monitor.versions("m")[0].error_code is Code.RESOURCE_EXHAUSTED
+    assert rig.latest() == 1
+    assert rig.manager.memory_reserved() == 90

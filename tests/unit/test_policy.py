@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tensorserve.core.policy import (
@@ -19,9 +21,18 @@ NOW = 100.0
 
 
 def snap(
-    version: int, state: HarnessState, aspired: bool, retry_at: float = 0.0
+    version: int,
+    state: HarnessState,
+    aspired: bool,
+    retry_at: float = 0.0,
+    fits: bool | None = None,
 ) -> VersionSnapshot:
-    return VersionSnapshot(version, state, aspired, retry_at)
+    return VersionSnapshot(version, state, aspired, retry_at, fits)
+
+
+def budgeted(version: int, state: HarnessState, aspired: bool, **kw: Any) -> VersionSnapshot:
+    """A version under a memory budget: ``fits`` True unless given."""
+    return snap(version, state, aspired, **{"fits": True, **kw})
 
 
 Row = tuple[str, list[VersionSnapshot], Action | None]
@@ -129,6 +140,22 @@ RESOURCE: list[Row] = [
     ("loading blocks", [snap(1, H.READY, False), snap(2, H.LOADING, True)], None),
 ]
 
+# With --total_model_memory_limit_bytes an old version goes early only to make room.
+B = budgeted
+RESOURCE_BUDGETED: list[Row] = [
+    ("loads beside the old when it may fit", [B(1, H.READY, False), B(2, H.NEW, True)],
+     Action("load", 2)),
+    ("unloads first when the load needs the room",
+     [B(1, H.READY, False), B(2, H.NEW, True, fits=False)], Action("unload", 1)),
+    ("then unloads the old once the new is ready", [B(1, H.READY, False), B(2, H.READY, True)],
+     Action("unload", 1)),
+    ("keeps the old when the new failed", [B(1, H.READY, False), B(2, H.ERROR, True)], None),
+    ("keeps the old while the new waits for a retry",
+     [B(1, H.READY, False), B(2, H.NEW, True, retry_at=NOW + 1)], None),
+    ("unloads when nothing is aspired", [B(1, H.READY, False)], Action("unload", 1)),
+    ("loading blocks", [B(1, H.READY, False), B(2, H.LOADING, True)], None),
+]  # fmt: skip
+
 
 @pytest.mark.parametrize(
     ("snaps", "expected"), [r[1:] for r in AVAILABILITY], ids=[r[0] for r in AVAILABILITY]
@@ -141,6 +168,17 @@ def test_availability_preserving(snaps: list[VersionSnapshot], expected: Action 
     ("snaps", "expected"), [r[1:] for r in RESOURCE], ids=[r[0] for r in RESOURCE]
 )
 def test_resource_preserving(snaps: list[VersionSnapshot], expected: Action | None) -> None:
+    assert resource_preserving(snaps, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("snaps", "expected"),
+    [r[1:] for r in RESOURCE_BUDGETED],
+    ids=[r[0] for r in RESOURCE_BUDGETED],
+)
+def test_resource_preserving_with_a_memory_budget(
+    snaps: list[VersionSnapshot], expected: Action | None
+) -> None:
     assert resource_preserving(snaps, NOW) == expected
 
 
