@@ -15,6 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf import message as message_lib
 from tensorflow_serving.config import platform_config_pb2
 
 from tensorserve.config import batching as batching_config
@@ -82,7 +83,14 @@ def load(path: str) -> PlatformConfig:
             f"is a {any_config.type_url or 'nothing'}; expected {_ADAPTER}"
         )
     adapter = protos.SavedModelBundleSourceAdapterConfig()
-    any_config.Unpack(adapter)
+    try:
+        any_config.Unpack(adapter)
+    except message_lib.DecodeError as exc:  # an Any written as raw `value: "..."` bytes
+        raise PlatformConfigError(
+            f"--platform_config_file {path}: the tensorflow platform's source_adapter_config "
+            f"does not hold a {_ADAPTER.rsplit('/', 1)[1]} ({exc}); write it as "
+            f"[{_ADAPTER}] {{ legacy_config {{ ... }} }}"
+        ) from None
     return _from_legacy(adapter.legacy_config)
 
 

@@ -72,6 +72,19 @@ def test_a_platform_other_than_tensorflow_is_refused(tmp_path: Path) -> None:
     assert "serves only the 'tensorflow' platform" in done.stderr
 
 
+def test_an_adapter_config_of_raw_bytes_that_do_not_decode_is_refused(tmp_path: Path) -> None:
+    platform = tmp_path / "platform.config"
+    platform.write_text(
+        'platform_configs { key: "tensorflow" value { source_adapter_config { type_url: '
+        '"type.googleapis.com/tensorflow.serving.SavedModelBundleSourceAdapterConfig" '
+        'value: "\\377\\377\\377" } } }'
+    )
+    done = run_server_expecting_exit(["--model_base_path=/m", f"--platform_config_file={platform}"])
+    assert done.returncode != 0
+    assert "does not hold a tensorflow.serving.SavedModelBundleSourceAdapterConfig" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_a_platform_config_that_does_not_parse(tmp_path: Path) -> None:
     platform = tmp_path / "platform.config"
     platform.write_text("platform_configs { nope: 1 }")
