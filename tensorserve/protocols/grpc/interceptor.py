@@ -91,7 +91,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
                 code = Code.CANCELLED
                 raise
             except Exception as exc:
-                if isinstance(exc, grpc.aio.AbortError):
+                if isinstance(exc, grpc.aio.AbortError):  # the servicer aborted: its code
+                    code = _aborted_code(context)
                     raise
                 log.exception("Unexpected error in %s", method)
                 code = Code.INTERNAL
@@ -112,6 +113,12 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return grpc.unary_unary_rpc_method_handler(
             call, request_deserializer=None, response_serializer=handler.response_serializer
         )
+
+
+def _aborted_code(context: grpc.aio.ServicerContext) -> Code:
+    """The code a servicer's own ``context.abort`` set (the profiler's pass-through)."""
+    status = context.code()
+    return Code(status.value[0]) if isinstance(status, grpc.StatusCode) else Code.UNKNOWN
 
 
 def _authenticate(context: grpc.aio.ServicerContext, token: str, method: str, admin: bool) -> None:

@@ -10,6 +10,7 @@ lets it wrap them); the profiler's own status codes and messages come back uncha
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -27,6 +28,7 @@ class ProfilerProxy:
         self._service = service
         self._channel: grpc.aio.Channel | None = None
         self._port = 0
+        self._swap = asyncio.Lock()
 
     def handler(self) -> grpc.GenericRpcHandler:
         return grpc.method_handlers_generic_handler(
@@ -57,15 +59,21 @@ class ProfilerProxy:
 
     async def _upstream(self) -> grpc.aio.Channel:
         port = await self._service.profiler_port()
-        if self._channel is None or port != self._port:
-            if self._channel is not None:
-                await self._channel.close()
-            self._channel = grpc.aio.insecure_channel(
-                f"127.0.0.1:{port}",
-                options=[("grpc.max_receive_message_length", 2**31 - 1)],  # traces are large
-            )
-            self._port = port
-        return self._channel
+        async with self._swap:  # concurrent calls after a port change open one channel
+            if self._channel is None or port != self._port:
+                old, self._channel = (
+                    self._channel,
+                    grpc.aio.insecure_channel(
+                        f"127.0.0.1:{port}",
+                        options=[
+                            ("grpc.max_receive_message_length", 2**31 - 1)
+                        ],  # traces are large
+                    ),
+                )
+                self._port = port
+                if old is not None:
+                    await old.close()
+            return self._channel
 
     async def close(self) -> None:
         if self._channel is not None:
