@@ -8,6 +8,7 @@ naming the flag that raises the limit, and the server must keep answering others
 
 from __future__ import annotations
 
+import gzip
 import json
 import socket
 import threading
@@ -31,6 +32,7 @@ MAX_HEADER = 4096
 MAX_CONNECTIONS = 12
 MAX_ELEMENTS = 1000
 GRPC_MAX_MESSAGE = 1 << 20
+BUFFERED = 1 << 20  # the limited server's body budget
 
 
 def _config(models_dir: Path, folder: Path) -> Path:
@@ -54,6 +56,7 @@ def limited(models_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
             f"--rest_api_max_connections={MAX_CONNECTIONS}",
             f"--max_request_tensor_elements={MAX_ELEMENTS}",
             f"--grpc_channel_arguments=grpc.max_receive_message_length={GRPC_MAX_MESSAGE}",
+            f"--rest_api_max_buffered_body_bytes={BUFFERED}",
         ]
     )
     yield server
@@ -225,6 +228,58 @@ def test_oversized_headers_get_431(limited: Server) -> None:
         status, _, message = _response(_read_all(sock))
     assert status == 431
     assert "--rest_api_max_header_bytes" in message
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_an_endless_header_line_gets_431(limited: Server) -> None:
+    """The parser buffers a header line until its end: the limit holds inside one too."""
+    with _connect(limited) as sock:
+        sock.sendall(b"GET /v1/models/half_plus_two HTTP/1.1\r\nHost: x\r\nX-Endless: ")
+        start = time.monotonic()
+        try:
+            for _ in range(4 * MAX_HEADER // 512):
+                time.sleep(0.01)  # separate reads
+                sock.sendall(b"a" * 512)
+        except OSError:
+            pass  # cut off
+        status, _, message = _response(_read_all(sock))
+        elapsed = time.monotonic() - start
+    assert status == 431
+    assert "--rest_api_max_header_bytes" in message
+    assert elapsed < HEADER_TIMEOUT  # refused for its size, not at the header timeout
+
+
+@pytest.mark.usefixtures("still_serving")
+def test_a_chunked_gzip_body_is_held_at_its_inflated_size(limited: Server) -> None:
+    """A chunked body reserves as it arrives; gzip inflates it past the budget: 429."""
+    doc = b'{"instances": [2.0]}' + b" " * (2 * BUFFERED)
+    small = gzip.compress(doc)
+    assert len(small) < BUFFERED // 100
+
+    def chunks() -> Iterator[bytes]:
+        yield small
+
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    response = httpx.post(f"{limited.rest}{PREDICT}", content=chunks(), headers=headers)
+    assert response.status_code == 429, response.text
+    assert "--rest_api_max_buffered_body_bytes" in response.json()["error"]
+    fits = gzip.compress(b'{"instances": [2.0]}' + b" " * (BUFFERED // 2))
+    response = httpx.post(f"{limited.rest}{PREDICT}", content=iter([fits]), headers=headers)
+    assert response.json() == {"predictions": [3.0]}
+
+
+def test_a_content_length_with_thousands_of_leading_zeros(server: Server) -> None:
+    """Digits llhttp takes but int() would not (over Python's 4300-digit limit)."""
+    body = b'{"instances": [2.0]}'
+    head = (
+        f"POST {PREDICT} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {'0' * 5000}{len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    with _connect(server) as sock:
+        sock.sendall(head + body)
+        raw = _read_all(sock)
+    assert raw.startswith(b"HTTP/1.1 200"), raw[:300]
+    assert b'"predictions"' in raw
 
 
 @pytest.mark.usefixtures("still_serving")

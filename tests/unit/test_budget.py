@@ -52,6 +52,21 @@ def test_waiters_are_admitted_in_order_as_bytes_come_back() -> None:
     asyncio.run(scenario())
 
 
+def test_nothing_to_hold_never_waits() -> None:
+    async def scenario() -> None:
+        budget = ByteBudget(100)
+        await budget.take(90)
+        waiting = asyncio.ensure_future(budget.take(50))
+        await _settle()
+        assert not waiting.done()
+        assert budget.try_take(0)  # an empty body does not queue behind the waiter
+        assert await asyncio.wait_for(budget.take(0), 1) == 0
+        budget.give(90)
+        assert await waiting == 50
+
+    asyncio.run(scenario())
+
+
 def test_a_request_larger_than_the_budget_takes_all_of_it() -> None:
     async def scenario() -> None:
         budget = ByteBudget(100)

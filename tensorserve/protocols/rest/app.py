@@ -142,49 +142,47 @@ class RestApp:
     ) -> tuple[int, ModelRoute | None]:
         held = Reservation(self._budget)
         try:
-            return await self._serve(scope, receive, send, held)
+            (status, payload, ctype, headers), route = await self._serve(scope, receive, held)
         finally:
-            held.release()  # the body and everything decoded from it are gone by now
+            # The body and everything decoded from it are gone with _serve's frame: give the
+            # bytes back before sending, so a client that does not read its answer holds none.
+            held.release()
+        await self._send(send, status, payload, ctype, headers)
+        return status, route
 
     async def _serve(
-        self, scope: Scope, receive: Receive, send: Send, held: Reservation
-    ) -> tuple[int, ModelRoute | None]:
+        self, scope: Scope, receive: Receive, held: Reservation
+    ) -> tuple[Reply, ModelRoute | None]:
+        """The answer to one request (status, body, content type, extra headers)."""
         method, path = scope["method"], scope["path"]
         route: ModelRoute | None = None
-        headers: Headers = []
         try:
             if method != "OPTIONS" and self._options.tokens.any and _guarded(path):
                 self._authenticate(scope, method, path)
             if method == "OPTIONS":  # CORS preflight, before routing (as http_server.cc)
                 status, payload = _preflight(scope)
-            elif path[:4].lower() == "/v1/":
+                return (status, payload, JSON, []), None
+            if path[:4].lower() == "/v1/":
                 route = parse_v1(method, path)
                 body = await self._body(scope, receive, held) if method == "POST" else b""
                 status, payload = await self._model_call(route, body)
-            elif oip.is_oip(path):
+                return (status, payload, JSON, []), route
+            if oip.is_oip(path):
                 body = await self._body(scope, receive, held) if method == "POST" else b""
-                status, payload, ctype, headers = await self._oip.handle(
-                    method, path, _query(scope), _headers(scope), body
-                )
-                await self._send(send, status, payload, ctype, headers)
-                return status, None
-            else:
-                status, payload, ctype, headers = await self._other(scope, method, path)
-                await self._send(send, status, payload, ctype, headers)
-                return status, None
+                reply = await self._oip.handle(method, path, _query(scope), _headers(scope), body)
+                return reply, None
+            return await self._other(scope, method, path), None
         except ServingError as exc:
             drop_traceback(exc)
-            status, payload = http_status(exc.code), json_encode.encode_error(exc.message)
+            return (http_status(exc.code), json_encode.encode_error(exc.message), JSON, []), route
         except HttpError as exc:
-            status, payload = exc.status, json_encode.encode_error(exc.message)
-            headers = exc.headers
+            return (exc.status, json_encode.encode_error(exc.message), JSON, exc.headers), route
         except Exception as exc:
             log.exception("Unexpected error serving %s %s", method, path)
             drop_traceback(exc)
             message = f"Internal error: {type(exc).__name__}: {exc}"
-            status, payload = http_status(Code.INTERNAL), json_encode.encode_error(message)
-        await self._send(send, status, payload, JSON, headers)
-        return status, route
+            status = http_status(Code.INTERNAL)
+            return (status, json_encode.encode_error(message), JSON, []), route
 
     async def _send(
         self, send: Send, status: int, body: bytes, ctype: bytes, extra: Headers | None = None
@@ -303,7 +301,8 @@ class RestApp:
         limit = opts.max_body_bytes
         headers = _headers(scope)
         declared = headers.get(b"content-length")
-        length = int(declared) if declared is not None and declared.isdigit() else None
+        # llhttp has checked it is digits; leading zeros may make it longer than int() takes
+        length = int(declared.lstrip(b"0") or b"0") if declared and declared.isdigit() else None
         if length is not None and length > limit:
             raise HttpError(
                 413,
@@ -320,6 +319,8 @@ class RestApp:
             raise _body_timeout(opts.body_timeout_s, held.size == 0 and bool(length)) from None
         if gzipped:
             body = _gunzip(body, limit)
+            if length is None and not held.try_take(len(body)):  # chunked: reserve what it became
+                raise _buffers_full()
         return body
 
     # ---- authentication -------------------------------------------------------------------

@@ -26,6 +26,8 @@ class ByteBudget:
     def try_take(self, size: int) -> bool:
         """Reserve ``size`` now if it fits and nobody waits; False otherwise."""
         size = min(size, self.capacity)
+        if size <= 0:
+            return True  # nothing to hold: never waits behind others
         if self._waiters or self.used + size > self.capacity:
             return False
         self.used += size

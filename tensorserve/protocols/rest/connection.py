@@ -53,6 +53,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._header_bytes = 0
+        self._raw_header_bytes = 0  # bytes of reads that began and ended inside the headers
+        self._began_message = False
         self._header_timer: asyncio.TimerHandle | None = None
         self._refused = False
         if len(self.connections) > self.limits.max_connections:
@@ -64,6 +66,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self.timeout_keep_alive_task is not None:  # uvicorn leaves it on a reset
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -71,12 +76,20 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         if self._header_timer is None and (self.cycle is None or self.cycle.response_complete):
             self._arm_header_timer()  # bytes between requests start the next one's clock
+        self._began_message = False
         super().data_received(data)
+        if self._header_timer is not None and not self._began_message:
+            # The parser buffers a header line until its end: count whole reads that fell
+            # inside the headers, so an endless line is cut off too (one read of slack).
+            self._raw_header_bytes += len(data)
+            self._count(0)
 
     # ---- parser callbacks -----------------------------------------------------------------
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._raw_header_bytes = 0
+        self._began_message = True
         if self._header_timer is None:  # a pipelined request
             self._arm_header_timer()
 
@@ -90,6 +103,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._cancel_header_timer()
+        self._raw_header_bytes = 0
         if not self._refused:
             super().on_headers_complete()
 
@@ -107,7 +121,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return False
         self._header_bytes += size
         limit = self.limits.max_header_bytes
-        if self._header_bytes <= limit:
+        if max(self._header_bytes, self._raw_header_bytes) <= limit:
             return True
         self._refuse(
             431,
@@ -139,6 +153,9 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._refused = True
         self._cancel_header_timer()
         if self.transport.is_closing():
+            return
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()  # a pipelined request: no answer inside the one in flight
             return
         body = orjson.dumps({"error": message})
         head = (
