@@ -83,6 +83,17 @@ def parse_args(argv: Sequence[str]) -> ServerOptions | None:
     return options
 
 
+_POSITIVE = (  # the request limits: 0 would refuse everything, not lift the limit
+    "rest_api_max_body_bytes",
+    "rest_api_max_buffered_body_bytes",
+    "rest_api_max_header_bytes",
+    "rest_api_header_timeout_seconds",
+    "rest_api_body_timeout_seconds",
+    "rest_api_keepalive_timeout_seconds",
+    "rest_api_max_connections",
+)
+
+
 def validate(options: ServerOptions) -> None:
     """Start-up checks TF Serving makes, with messages that name the problem."""
     if not options.model_config_file and not options.model_base_path:
@@ -129,6 +140,10 @@ def validate(options: ServerOptions) -> None:
         raise CliError(f"--log_format must be text or json, got '{options.log_format}'")
     if not options.tags:
         raise CliError("--saved_model_tags is empty")
+    for name in _POSITIVE:
+        value = getattr(options, name)
+        if value < 1:
+            raise CliError(f"--{name} must be at least 1, got {value}")
     if options.use_alts_credentials:
         raise CliError(
             "--use_alts_credentials=true cannot be honoured: tensorserve has no ALTS "

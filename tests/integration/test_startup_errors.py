@@ -162,3 +162,13 @@ def test_conflicting_flags(args: list[str], tf_serving: str) -> None:
     assert _after(lines, f"{FAILED}INVALID_ARGUMENT: {tf_serving}").startswith(
         "tensorserve: error: "
     )
+
+
+@pytest.mark.parametrize(
+    "flag", ["--rest_api_header_timeout_seconds=0", "--rest_api_max_buffered_body_bytes=0"]
+)
+def test_a_request_limit_below_one_is_refused(flag: str) -> None:
+    done = run_server_expecting_exit(["--model_base_path=/m", flag])
+    assert done.returncode == 2
+    name, value = flag.split("=")
+    assert f"tensorserve: error: {name} must be at least 1, got {value}" in done.stderr
