@@ -51,7 +51,6 @@ class TfLiteServable(BaseServable):
     """A Servable (``servable.py``) over a pool of TF Lite interpreters."""
 
     enforces_shapes = False  # fed as sent and resized, as TF Serving's TfLiteSession
-    inline_ok = False  # run() may wait for a free interpreter: never on the event loop
 
     def __init__(self, path: str, interpreters: int) -> None:
         import tensorflow as tf
@@ -80,6 +79,14 @@ class TfLiteServable(BaseServable):
         for key, sig in defs.items():
             meta.signature_def[key].CopyFrom(sig)
         super().__init__(meta, os.path.dirname(path))
+
+    @property
+    def inline_ok(self) -> bool:  # type: ignore[override]
+        """A fast call may run on the event loop (``service/dispatch.py``) only while an
+        interpreter is free; with none free it goes to the compute pool, where ``run`` waits
+        for one. (A thread may take the last one between this check and ``run``: the loop
+        then waits for that one call, the cost of any inline call.)"""
+        return not self._pool.empty()
 
     def run(
         self,

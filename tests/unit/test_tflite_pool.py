@@ -1,5 +1,5 @@
 """The TF Lite interpreter pool: a call waits for a free interpreter at most until its
-deadline (it is never run on the event loop: ``inline_ok`` is False)."""
+deadline, and may run inline on the event loop only while one is free."""
 
 from __future__ import annotations
 
@@ -37,10 +37,12 @@ def test_no_free_interpreter_within_the_deadline_is_deadline_exceeded(
 ) -> None:
     held = servable._pool.get()  # every interpreter busy (the pool has one)
     try:
+        assert not servable.inline_ok  # the dispatcher sends calls to the compute pool
         with pytest.raises(DeadlineExceeded, match=r"no TF Lite interpreter of .* became free"):
             _call(servable, 0.05)
         with pytest.raises(DeadlineExceeded):
             _call(servable, -1.0)  # a deadline already past
     finally:
         servable._pool.put(held)
+    assert servable.inline_ok
     assert _call(servable, 5.0)  # the pool is whole again
