@@ -114,18 +114,17 @@ def reserved_ports(options: ServerOptions) -> Iterator[None]:
 
 def _hold(name: str, host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock: socket.socket | None = None
     try:
         with socket.socket(family, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
         sock = socket.socket(family, socket.SOCK_STREAM)
-    except OSError as exc:  # in use, or an address this machine cannot bind
-        raise port_error(PortInUse(name, host, port, str(exc))) from None
-    try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host, port))
-    except OSError as exc:  # taken between the probe and now
-        sock.close()
+    except OSError as exc:  # in use, or an address this machine cannot bind
+        if sock is not None:
+            sock.close()
         raise port_error(PortInUse(name, host, port, str(exc))) from None
     return sock
 
