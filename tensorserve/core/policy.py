@@ -90,11 +90,11 @@ def resource_preserving(snaps: Sequence[VersionSnapshot], now: float) -> Action 
         return None
     stale = [s.version for s in snaps if not s.aspired and s.state is HarnessState.READY]
     load = _next_load(snaps, now)
-    if any(s.fits is not None for s in snaps):  # a memory budget
-        if load is None:
-            return availability_preserving(snaps, now)
-        return Action("unload", min(stale)) if stale and not _fits(snaps, load.version) else load
-    return Action("unload", min(stale)) if stale else load
+    if load is None and any(s.fits is not None for s in snaps):  # a budget, nothing to load
+        return availability_preserving(snaps, now)
+    if stale and not (load is not None and _fits(snaps, load.version)):
+        return Action("unload", min(stale))
+    return load
 
 
 def _fits(snaps: Sequence[VersionSnapshot], version: int) -> bool:

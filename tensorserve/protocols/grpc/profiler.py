@@ -61,18 +61,13 @@ class ProfilerProxy:
         port = await self._service.profiler_port()
         async with self._swap:  # concurrent calls after a port change open one channel
             if self._channel is None or port != self._port:
-                old, self._channel = (
-                    self._channel,
-                    grpc.aio.insecure_channel(
-                        f"127.0.0.1:{port}",
-                        options=[
-                            ("grpc.max_receive_message_length", 2**31 - 1)
-                        ],  # traces are large
-                    ),
+                if self._channel is not None:
+                    await self._channel.close()
+                self._channel = grpc.aio.insecure_channel(
+                    f"127.0.0.1:{port}",
+                    options=[("grpc.max_receive_message_length", 2**31 - 1)],  # traces are large
                 )
                 self._port = port
-                if old is not None:
-                    await old.close()
             return self._channel
 
     async def close(self) -> None:
